@@ -1,0 +1,349 @@
+"""The challenge state machine: start, resend, verify, cancel.
+
+Every state change of a challenge happens here. Views, the middleware and the
+commands call these functions and never write challenge rows themselves.
+
+Concurrency: each transition is one conditional ``UPDATE`` whose ``WHERE``
+clause restates the precondition (still pending, not expired, attempts left,
+nobody resent meanwhile). The row count says whether this request won, so 50
+parallel guesses can never get more tries than allowed and one code elevates
+at most once, without holding a row lock across the provider's network call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import signals
+from .backends import VerifyOutcome, get_backend
+from .conf import app_settings
+from .exceptions import (
+    ChallengeExpired,
+    ChallengeLocked,
+    FactorLocked,
+    InvalidPin,
+    NoChallenge,
+    ProviderError,
+    ResendCooldown,
+    TooManySends,
+    VerificationFailed,
+)
+from .models import OtpChallenge, PhoneDevice, Status
+from .phones import normalize_phone_number
+
+logger = logging.getLogger("infobip_otp")
+
+# Statuses a resend may revive: a failed send is retried by the user, never by us.
+_RESENDABLE = (Status.PENDING, Status.FAILED)
+
+
+def hash_session_key(session_key: str | None) -> str:
+    """What a challenge stores to bind itself to a session (never the key itself)."""
+    if not session_key:
+        return ""
+    return hashlib.sha256(session_key.encode()).hexdigest()
+
+
+def get_active_challenge(
+    *, purpose: str, user: Any = None, session_key: str | None = None
+) -> OtpChallenge | None:
+    """The newest usable challenge of this (user or session, purpose), if any."""
+    return (
+        OtpChallenge.objects.for_owner(
+            purpose=purpose, user_id=_user_id(user), session_hash=hash_session_key(session_key)
+        )
+        .filter(status__in=_RESENDABLE, expires_at__gt=timezone.now())
+        .order_by("-pk")
+        .first()
+    )
+
+
+def get_bound_challenge(
+    public_id: Any, *, purpose: str, user: Any = None, session_key: str | None = None
+) -> OtpChallenge | None:
+    """The challenge ``public_id`` only if it belongs to this user, session and purpose.
+
+    Callers pass an id they stored server-side (in the session), never one
+    taken from the client.
+    """
+    if not public_id:
+        return None
+    try:
+        return OtpChallenge.objects.for_owner(
+            purpose=purpose, user_id=_user_id(user), session_hash=hash_session_key(session_key)
+        ).get(public_id=public_id)
+    except (OtpChallenge.DoesNotExist, ValidationError, ValueError, TypeError):
+        return None
+
+
+def start_challenge(
+    *,
+    phone_number: str,
+    purpose: str,
+    user: Any = None,
+    session_key: str | None = None,
+    request: Any = None,
+) -> OtpChallenge:
+    """Create a challenge for this owner and purpose, replacing any earlier one, and send.
+
+    Raises ``PhoneNumberError`` for a refused number (before any provider
+    call), ``FactorLocked`` for a locked user and ``ProviderError`` when the
+    send failed (the challenge is then kept as ``failed``; a user resend may
+    revive it and counts against the limits).
+    """
+    phone_number = normalize_phone_number(phone_number)
+    if user is not None and is_factor_locked(user):
+        raise FactorLocked()
+    now = timezone.now()
+    session_hash = hash_session_key(session_key)
+    with transaction.atomic():
+        challenge = OtpChallenge.objects.create(
+            user=user,
+            session_hash=session_hash,
+            phone_number=phone_number,
+            purpose=purpose,
+            max_attempts=app_settings.MAX_ATTEMPTS,
+            sends=1,
+            created_at=now,
+            last_sent_at=now,
+            expires_at=now + timedelta(seconds=app_settings.PIN_TTL),
+        )
+        # One active challenge per owner and purpose. Only older rows are
+        # cancelled, so two racing starts leave the newest one alive.
+        OtpChallenge.objects.for_owner(
+            purpose=purpose, user_id=_user_id(user), session_hash=session_hash
+        ).filter(status__in=_RESENDABLE, pk__lt=challenge.pk).update(
+            status=Status.CANCELLED, ended_at=now
+        )
+    _deliver(challenge, resend=False, request=request)
+    return challenge
+
+
+def resend_challenge(challenge: OtpChallenge, *, request: Any = None) -> OtpChallenge:
+    """Send a fresh code for ``challenge`` after the (growing) cooldown.
+
+    Each resend replaces the code (the previous one stops working) and moves
+    the expiry to a full TTL from now; attempts are not reset, so resending
+    never buys extra guesses.
+    """
+    challenge.refresh_from_db()
+    now = timezone.now()
+    if not (challenge.status == Status.FAILED or challenge.is_active(now)):
+        raise NoChallenge()
+    if challenge.sends >= app_settings.MAX_SENDS:
+        raise TooManySends(retry_after=app_settings.RESEND_COOLDOWN)
+    wait = resend_wait(challenge, now)
+    if wait:
+        raise ResendCooldown(retry_after=wait)
+    # Claim the resend: a racing request sees different sends/last_sent_at
+    # and loses, so one click never turns into two SMS.
+    claimed = OtpChallenge.objects.filter(
+        pk=challenge.pk, sends=challenge.sends, last_sent_at=challenge.last_sent_at
+    ).update(sends=F("sends") + 1, last_sent_at=now)
+    if not claimed:
+        raise ResendCooldown(retry_after=app_settings.RESEND_COOLDOWN)
+    challenge.sends += 1
+    challenge.last_sent_at = now
+    _deliver(challenge, resend=True, request=request)
+    return challenge
+
+
+def resend_wait(challenge: OtpChallenge, now: Any = None) -> int:
+    """Seconds until a resend is allowed: the cooldown doubles with each send."""
+    if challenge.last_sent_at is None:
+        return 0
+    cooldown = app_settings.RESEND_COOLDOWN * (2 ** max(0, challenge.sends - 1))
+    ready_at = challenge.last_sent_at + timedelta(seconds=cooldown)
+    remaining = (ready_at - (now or timezone.now())).total_seconds()
+    return max(0, int(remaining + 0.999))
+
+
+def verify_challenge(challenge: OtpChallenge, pin: str, *, request: Any = None) -> OtpChallenge:
+    """Check ``pin`` against ``challenge``; return it verified or raise.
+
+    Raises ``InvalidPin``, ``ChallengeExpired``, ``ChallengeLocked``,
+    ``NoChallenge`` or ``FactorLocked`` (all ``VerificationFailed``), or
+    ``ProviderUnavailable`` when the provider could not answer: that never
+    verifies and does not count as the user's attempt.
+    """
+    user = challenge.user
+    if user is not None and is_factor_locked(user):
+        raise FactorLocked()
+    now = timezone.now()
+    claimed = OtpChallenge.objects.filter(
+        pk=challenge.pk,
+        status=Status.PENDING,
+        expires_at__gt=now,
+        attempts__lt=F("max_attempts"),
+    ).update(attempts=F("attempts") + 1)
+    if not claimed:
+        raise _refusal(challenge, now, request)
+    challenge.refresh_from_db()
+
+    try:
+        outcome = get_backend().verify(challenge, _clean_pin(pin))
+    except ProviderError:
+        OtpChallenge.objects.filter(pk=challenge.pk, attempts__gt=0).update(
+            attempts=F("attempts") - 1
+        )
+        raise
+
+    if outcome is VerifyOutcome.VERIFIED:
+        consumed = OtpChallenge.objects.filter(pk=challenge.pk, status=Status.PENDING).update(
+            status=Status.VERIFIED, verified_at=now, ended_at=now
+        )
+        if not consumed:
+            raise _failure(challenge, NoChallenge(), request)
+        challenge.refresh_from_db()
+        if user is not None:
+            PhoneDevice.objects.filter(user=user).update(failure_count=0, last_used_at=now)
+        logger.info("otp verified", extra=_audit(challenge, "verified", request))
+        signals.otp_verified.send(sender=OtpChallenge, challenge=challenge, user=user)
+        return challenge
+
+    if outcome is VerifyOutcome.EXPIRED:
+        _end(challenge, Status.EXPIRED, now)
+        raise _failure(challenge, ChallengeExpired(), request)
+    if _count_user_failure(user, request):
+        _end(challenge, Status.LOCKED, now)
+        raise _failure(challenge, FactorLocked(), request)
+    if outcome is VerifyOutcome.EXHAUSTED or challenge.attempts >= challenge.max_attempts:
+        _end(challenge, Status.LOCKED, now)
+        raise _failure(challenge, ChallengeLocked(), request)
+    raise _failure(challenge, InvalidPin(attempts_left=challenge.attempts_left), request)
+
+
+def cancel_challenge(challenge: OtpChallenge) -> None:
+    """End a challenge that is still open (logout, flow abandoned)."""
+    _end(challenge, Status.CANCELLED, timezone.now(), from_statuses=_RESENDABLE)
+
+
+def is_factor_locked(user: Any) -> bool:
+    """Whether too many consecutive failures locked this user's SMS factor."""
+    return PhoneDevice.objects.filter(user=user, locked_at__isnull=False).exists()
+
+
+def unlock_factor(user: Any) -> int:
+    """Clear a lockout (admin action); returns the number of devices changed."""
+    return PhoneDevice.objects.filter(user=user).update(failure_count=0, locked_at=None)
+
+
+def _deliver(challenge: OtpChallenge, *, resend: bool, request: Any) -> None:
+    try:
+        sent = get_backend().send(challenge)
+    except ProviderError as exc:
+        _end(challenge, Status.FAILED, timezone.now(), from_statuses=_RESENDABLE)
+        logger.warning(
+            "otp send failed",
+            extra={
+                **_audit(challenge, "send_failed", request),
+                "provider_status": exc.http_status,
+                "provider_code": exc.provider_code,
+            },
+        )
+        raise
+    now = timezone.now()
+    expires_at = now + timedelta(seconds=app_settings.PIN_TTL)
+    OtpChallenge.objects.filter(pk=challenge.pk).update(
+        provider_pin_id=sent.provider_pin_id,
+        pin_digest=sent.pin_digest,
+        expires_at=expires_at,
+        status=Status.PENDING,
+        ended_at=None,
+    )
+    challenge.provider_pin_id = sent.provider_pin_id
+    challenge.pin_digest = sent.pin_digest
+    challenge.expires_at = expires_at
+    challenge.status = Status.PENDING
+    challenge.ended_at = None
+    logger.info("otp sent", extra=_audit(challenge, "resent" if resend else "sent", request))
+    signals.otp_sent.send(sender=OtpChallenge, challenge=challenge, resend=resend)
+
+
+def _refusal(challenge: OtpChallenge, now: Any, request: Any) -> VerificationFailed:
+    """Why an attempt could not be claimed; records the terminal status it implies."""
+    challenge.refresh_from_db()
+    error: VerificationFailed
+    if challenge.status == Status.PENDING and challenge.expires_at <= now:
+        _end(challenge, Status.EXPIRED, now)
+        error = ChallengeExpired()
+    elif challenge.status == Status.EXPIRED:
+        error = ChallengeExpired()
+    elif challenge.status == Status.LOCKED or (
+        challenge.status == Status.PENDING and challenge.attempts >= challenge.max_attempts
+    ):
+        _end(challenge, Status.LOCKED, now)
+        error = ChallengeLocked()
+    else:
+        error = NoChallenge()
+    return _failure(challenge, error, request)
+
+
+def _failure(
+    challenge: OtpChallenge, error: VerificationFailed, request: Any
+) -> VerificationFailed:
+    challenge.refresh_from_db()
+    error.attempts_left = challenge.attempts_left if challenge.status == Status.PENDING else 0
+    logger.info("otp failed", extra={**_audit(challenge, "failed", request), "reason": error.code})
+    signals.otp_failed.send(
+        sender=OtpChallenge, challenge=challenge, user=challenge.user, reason=error.code
+    )
+    return error
+
+
+def _end(
+    challenge: OtpChallenge,
+    status: str,
+    now: Any,
+    from_statuses: tuple[str, ...] = (Status.PENDING,),
+) -> None:
+    OtpChallenge.objects.filter(pk=challenge.pk, status__in=from_statuses).update(
+        status=status, ended_at=now
+    )
+    challenge.refresh_from_db(fields=["status", "ended_at"])
+
+
+def _count_user_failure(user: Any, request: Any) -> bool:
+    """Count a wrong code against the account; True when this one locked the factor."""
+    if user is None:
+        return False
+    PhoneDevice.objects.filter(user=user).update(failure_count=F("failure_count") + 1)
+    locked = PhoneDevice.objects.filter(
+        user=user, locked_at__isnull=True, failure_count__gte=app_settings.LOCKOUT_THRESHOLD
+    ).update(locked_at=timezone.now())
+    if locked:
+        device = PhoneDevice.objects.get(user=user)
+        logger.warning(
+            "otp factor locked",
+            extra={"event": "otp.locked", "user_id": user.pk, "phone": device.masked_phone},
+        )
+        signals.otp_locked.send(sender=PhoneDevice, user=user, device=device, request=request)
+    return bool(locked)
+
+
+def _clean_pin(pin: Any) -> str:
+    return "".join(str(pin).split()) if pin is not None else ""
+
+
+def _user_id(user: Any) -> int | None:
+    return None if user is None else user.pk
+
+
+def _audit(challenge: OtpChallenge, event: str, request: Any) -> dict[str, Any]:
+    """Structured fields for a log record; never a PIN or a full number."""
+    return {
+        "event": f"otp.{event}",
+        "challenge": str(challenge.public_id),
+        "user_id": challenge.user_id,
+        "phone": challenge.masked_phone,
+        "purpose": challenge.purpose,
+        "ip": getattr(request, "META", {}).get("REMOTE_ADDR") if request is not None else None,
+    }

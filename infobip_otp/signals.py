@@ -1,0 +1,19 @@
+"""Signals sent by the service layer.
+
+Receivers get keyword arguments only; none of them ever carries a PIN or a
+full phone number (use ``challenge.masked_phone``).
+
+- ``otp_sent(sender, challenge, resend)``: a code went out (first or resend).
+- ``otp_verified(sender, challenge, user)``: a code was accepted.
+- ``otp_failed(sender, challenge, user, reason)``: a code was refused;
+  ``reason`` is the error code (``invalid_pin``, ``expired``, ``locked``).
+- ``otp_locked(sender, user, device)``: the user's SMS factor was locked after
+  too many consecutive failures across challenges.
+"""
+
+from django.dispatch import Signal
+
+otp_sent = Signal()
+otp_verified = Signal()
+otp_failed = Signal()
+otp_locked = Signal()
