@@ -1,0 +1,101 @@
+"""``OtpRequiredMiddleware``: nothing but the OTP pages passes a pending login.
+
+Place it after ``django.contrib.auth.middleware.AuthenticationMiddleware``
+(system check ``infobip_otp.E006``). It reads only the session, which Django
+loads once per request anyway for ``request.user``: it never touches
+``request.user`` nor the database on the way through.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
+from django.contrib.auth import logout
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import resolve_url
+from django.urls import Resolver404, resolve, reverse
+
+from . import state
+from .conf import app_settings
+from .exceptions import OtpRequired
+
+# URL names a pending session may reach besides the ``infobip_otp`` namespace.
+ALWAYS_ALLOWED_URL_NAMES = frozenset({"logout"})
+
+
+class OtpRequiredMiddleware:
+    """Redirects (HTML) or answers 401 ``otp_required`` (JSON) for pending logins."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: Any) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        return self.check(request) or self.get_response(request)
+
+    async def __acall__(self, request: Any) -> Any:
+        response = await sync_to_async(self.check)(request)
+        return response or await self.get_response(request)
+
+    def check(self, request: Any) -> Any:
+        """A response refusing the request, or None to let it through."""
+        current = state.get_state(request)
+        if not state.is_incomplete(current):
+            return None
+        assert current is not None
+        if state.has_timed_out(current):
+            logout(request)
+            return refusal(request, login_again=True)
+        if self.is_allowed(request):
+            return None
+        return refusal(request)
+
+    def is_allowed(self, request: Any) -> bool:
+        path = request.path_info
+        static_url = getattr(settings, "STATIC_URL", None) or ""
+        if static_url.startswith("/") and path.startswith(static_url):
+            return True
+        try:
+            match = resolve(path)
+        except Resolver404:
+            return False
+        if "infobip_otp" in match.namespaces or match.url_name in ALWAYS_ALLOWED_URL_NAMES:
+            return True
+        exempt = app_settings.EXEMPT_URLS
+        return match.view_name in exempt or any(
+            path.startswith(prefix) for prefix in exempt if prefix.startswith("/")
+        )
+
+
+def refusal(request: Any, *, login_again: bool = False) -> Any:
+    """401 ``otp_required`` for API clients; otherwise a redirect with a safe ``next``.
+
+    ``login_again`` sends the browser to ``LOGIN_URL`` instead of the code page.
+    """
+    if wants_json(request):
+        error = OtpRequired()
+        return JsonResponse(error.as_dict(), status=error.status_code)
+    target = resolve_url(settings.LOGIN_URL) if login_again else reverse("infobip_otp:verify")
+    # Only our own path goes into ``next``, so it can never point off-site.
+    query = urlencode({"next": request.get_full_path()}) if request.method == "GET" else ""
+    return HttpResponseRedirect(f"{target}?{query}" if query else target)
+
+
+def wants_json(request: Any) -> bool:
+    """API clients: a JSON body, an XHR header, or an Accept without HTML."""
+    if request.content_type == "application/json":
+        return True
+    if request.headers.get("x-requested-with") == "XMLHttpRequest":
+        return True
+    accept = request.headers.get("accept", "")
+    return "json" in accept and "html" not in accept

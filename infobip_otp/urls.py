@@ -1,0 +1,12 @@
+"""URLs of the OTP pages and API; include under a prefix such as ``otp/``."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "infobip_otp"
+
+urlpatterns = [
+    path("verify/", views.VerifyView.as_view(), name="verify"),
+    path("phone/", views.PhoneView.as_view(), name="phone"),
+]
