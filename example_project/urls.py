@@ -1,0 +1,11 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from example_project.demo import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("otp/", include("infobip_otp.urls")),
+]
