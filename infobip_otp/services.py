@@ -166,6 +166,17 @@ def resend_wait(challenge: OtpChallenge, now: Any = None) -> int:
     return max(0, int(remaining + 0.999))
 
 
+def challenge_summary(challenge: OtpChallenge, now: Any = None) -> dict[str, Any]:
+    """What a client may know of a challenge: purpose, seconds and attempts left."""
+    now = now or timezone.now()
+    return {
+        "purpose": challenge.purpose,
+        "expires_in": max(0, int((challenge.expires_at - now).total_seconds())),
+        "attempts_left": challenge.attempts_left if challenge.status == Status.PENDING else 0,
+        "resend_in": resend_wait(challenge, now),
+    }
+
+
 def verify_challenge(challenge: OtpChallenge, pin: str, *, request: Any = None) -> OtpChallenge:
     """Check ``pin`` against ``challenge``; return it verified or raise.
 
@@ -234,6 +245,20 @@ def is_factor_locked(user: Any) -> bool:
 def unlock_factor(user: Any) -> int:
     """Clear a lockout (admin action); returns the number of devices changed."""
     return PhoneDevice.objects.filter(user=user).update(failure_count=0, locked_at=None)
+
+
+def remove_phone(user: Any) -> int:
+    """Forget ``user``'s confirmed phone and end their open challenges.
+
+    The user enrols a number again before the SMS factor works again; a code
+    already sent can no longer be used. Returns the phones removed (0 or 1).
+    """
+    with transaction.atomic():
+        removed, _ = PhoneDevice.objects.filter(user=user).delete()
+        OtpChallenge.objects.filter(user=user, status__in=_RESENDABLE).update(
+            status=Status.CANCELLED, ended_at=timezone.now()
+        )
+    return removed
 
 
 def _deliver(challenge: OtpChallenge, *, resend: bool, request: Any) -> None:
