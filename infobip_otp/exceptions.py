@@ -99,12 +99,25 @@ class TooManySends(RateLimited):
     default_detail = _("Too many codes were sent. Start again later.")
 
 
+class RateLimitUnavailable(OtpError):
+    """The rate-limit cache failed; requests are refused, never let through unlimited."""
+
+    status_code = 503
+    default_detail = _("The service is busy. Try again in a moment.")
+    default_code = "temporarily_unavailable"
+
+    def __init__(self, detail: Any = None, *, retry_after: int = 30, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.retry_after = retry_after
+
+
 class SendBudgetExhausted(OtpError):
     """The project-wide hourly SMS budget is spent."""
 
     status_code = 503
     default_detail = _("Codes cannot be sent right now. Try again later.")
     default_code = "send_budget_exhausted"
+    retry_after = 300
 
 
 class PhoneNumberError(OtpError):
@@ -126,6 +139,13 @@ class RegionNotAllowed(PhoneNumberError):
 class NumberTypeNotAllowed(PhoneNumberError):
     default_detail = _("Enter a mobile phone number.")
     default_code = "number_type_not_allowed"
+
+
+class InvalidCredentials(OtpError):
+    """The API's password step failed; the same for an unknown user."""
+
+    default_detail = _("The username or password is not correct.")
+    default_code = "invalid_credentials"
 
 
 class OtpRequired(OtpError):

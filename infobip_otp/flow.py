@@ -1,52 +1,103 @@
 """The login step and phone enrolment for one request: session state + services.
 
-The HTML views and the DRF views both call these functions, so the two
-flows cannot drift apart. The challenge is always resolved from the
-server-side session (or the token's user), never from an id in the request
-(SECURITY rule 2).
+The HTML views and the DRF views both call these functions, so the two flows
+cannot drift apart. The challenge is always resolved from the server side
+(the session, or the token's user), never from an id in the request
+(SECURITY rule 2). Rate limits and SMS-pumping guards run here, before any
+provider call, for every client.
+
+Session clients keep their progress in the session (``state.py``). Token
+clients (DRF ``TokenAuthentication``, JWT) have no session: their challenges
+are bound to the user and the token, and a token counts as verified once a
+login challenge bound to it was verified.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import SESSION_KEY as AUTH_SESSION_KEY
 from django.db import transaction
 from django.utils import timezone
 
-from . import services, state
+from . import ratelimits, services, state
 from .exceptions import NoChallenge, OtpRequired
-from .models import OtpChallenge, PhoneDevice, Purpose
+from .models import OtpChallenge, PhoneDevice, Purpose, Status
+
+ANONYMOUS = "anonymous"
+NOT_REQUIRED = state.NOT_REQUIRED
+SESSION_PHONE_KEY = "_infobip_otp_phone"
 
 
-def session_key(request: Any) -> str | None:
-    """The session key a challenge binds to; None for token-authenticated clients."""
+def is_token_client(request: Any) -> bool:
+    """Authenticated by something other than the session (a DRF token, a JWT)."""
+    return getattr(request, "auth", None) is not None
+
+
+def binding_key(request: Any) -> str | None:
+    """What a challenge binds to: the session key, the token, or only the user."""
+    if is_token_client(request):
+        key = getattr(request.auth, "key", None)
+        return f"token:{key}" if key else None
     session = getattr(request, "session", None)
-    if session is None or getattr(request, "auth", None) is not None:
+    if session is None:
         return None
     if session.session_key is None:
         session.save()
     return session.session_key
 
 
+def login_state(request: Any) -> str:
+    """``anonymous``, ``pending``, ``enroll``, ``verified`` or ``not_required``."""
+    user = request.user
+    if not user.is_authenticated:
+        return ANONYMOUS
+    if is_token_client(request):
+        kind = state.required_kind(user)
+        if kind is None:
+            return NOT_REQUIRED
+        return state.VERIFIED if token_verified(request) else kind
+    current = state.get_state(request)
+    if current and str(current.get("user_id")) == str(user.pk):
+        return str(current.get("state"))
+    return state.adopt(request)
+
+
+def token_verified(request: Any) -> bool:
+    """Whether a code was verified for this token (bound by its key's hash)."""
+    binding = binding_key(request)
+    if not binding:
+        return False
+    return OtpChallenge.objects.filter(
+        user=request.user,
+        purpose__in=(Purpose.LOGIN, Purpose.ENROLL),
+        status=Status.VERIFIED,
+        session_hash=services.hash_session_key(binding),
+    ).exists()
+
+
 def login_challenge(request: Any) -> OtpChallenge | None:
-    """The challenge of the pending login in this session, if one was started."""
+    """The challenge of the pending login, if one was started."""
+    if is_token_client(request):
+        return services.get_active_challenge(
+            purpose=Purpose.LOGIN, user=request.user, session_key=binding_key(request)
+        )
     current = state.get_state(request) or {}
     return services.get_bound_challenge(
         current.get("challenge"),
         purpose=Purpose.LOGIN,
         user=request.user,
-        session_key=session_key(request),
+        session_key=binding_key(request),
     )
 
 
-def require_pending(request: Any) -> dict[str, Any]:
-    """The pending state of this session or ``OtpRequired``/``NoChallenge``."""
-    current = state.get_state(request)
-    if not request.user.is_authenticated or not current:
+def require_pending(request: Any) -> None:
+    """Raise unless this request's login waits for a code."""
+    current = login_state(request)
+    if current == ANONYMOUS:
         raise OtpRequired()
-    if current.get("state") != state.PENDING or str(current.get("user_id")) != str(request.user.pk):
+    if current != state.PENDING:
         raise NoChallenge()
-    return current
 
 
 def send_first_login_code(request: Any) -> OtpChallenge | None:
@@ -54,7 +105,8 @@ def send_first_login_code(request: Any) -> OtpChallenge | None:
 
     Returns the login challenge (None if the first send already failed).
     """
-    current = require_pending(request)
+    require_pending(request)
+    current = state.get_state(request) or {}
     if current.get("sent"):
         return login_challenge(request)
     # Recorded before sending, so a reload during a slow or failing send
@@ -64,26 +116,33 @@ def send_first_login_code(request: Any) -> OtpChallenge | None:
     return _start_login(request)
 
 
-def resend_login_code(request: Any) -> OtpChallenge:
+def send_login_code(request: Any) -> OtpChallenge:
     """First code if none went out yet, otherwise a resend after the cooldown."""
-    current = require_pending(request)
+    require_pending(request)
     challenge = login_challenge(request)
     if challenge is None:
-        if current.get("sent") and current.get("challenge"):
-            raise NoChallenge()
-        state.update(request, sent=True)
+        if not is_token_client(request):
+            current = state.get_state(request) or {}
+            if current.get("sent") and current.get("challenge"):
+                # The login's challenge ended (locked, expired, cancelled):
+                # the user must sign in again rather than get fresh guesses.
+                raise NoChallenge()
+            state.update(request, sent=True)
         return _start_login(request)
+    ratelimits.check_send(request, challenge.phone_number, binding_key(request))
     return services.resend_challenge(challenge, request=request)
 
 
 def verify_login_code(request: Any, pin: str) -> OtpChallenge:
-    """Verify ``pin`` for the pending login; on success the session is complete."""
+    """Verify ``pin`` for the pending login; on success the login is complete."""
     require_pending(request)
+    ratelimits.check_verify(request, binding_key(request))
     challenge = login_challenge(request)
     if challenge is None:
         raise NoChallenge()
     services.verify_challenge(challenge, pin, request=request)
-    state.complete(request)
+    if not is_token_client(request):
+        state.complete(request)
     return challenge
 
 
@@ -91,72 +150,100 @@ def _start_login(request: Any) -> OtpChallenge:
     phone = state.get_user_phone(request.user)
     if not phone:
         raise NoChallenge()
+    binding = binding_key(request)
+    ratelimits.check_send(request, phone, binding)
     challenge = services.start_challenge(
         phone_number=phone,
         purpose=Purpose.LOGIN,
         user=request.user,
-        session_key=session_key(request),
+        session_key=binding,
         request=request,
     )
-    state.update(request, challenge=str(challenge.public_id))
+    if not is_token_client(request):
+        state.update(request, challenge=str(challenge.public_id))
     return challenge
 
 
 def phone_purpose(request: Any) -> str:
-    """``enroll`` for a first phone, ``verify_phone`` to change a confirmed one."""
-    current = state.get_state(request) or {}
-    if current.get("state") == state.ENROLL or state.get_user_phone(request.user) is None:
+    """``enroll`` for a first phone, ``verify_phone`` to change one or for anonymous."""
+    user = request.user
+    if not user.is_authenticated:
+        return Purpose.VERIFY_PHONE
+    if login_state(request) == state.ENROLL or state.get_user_phone(user) is None:
         return Purpose.ENROLL
     return Purpose.VERIFY_PHONE
 
 
 def can_change_phone(request: Any) -> bool:
-    """A first phone may be added at enrolment; changing one needs a verified session."""
-    if not request.user.is_authenticated:
-        return False
-    current = state.get_state(request) or {}
-    if current.get("state") == state.PENDING:
+    """Adding a first phone is enrolment; changing one needs a verified login."""
+    current = login_state(request)
+    if current == ANONYMOUS:
+        from .conf import app_settings
+
+        return bool(app_settings.ANONYMOUS_PHONE_VERIFICATION)
+    if current == state.PENDING:
         return False
     if phone_purpose(request) == Purpose.ENROLL:
         return True
-    return current.get("state") == state.VERIFIED
+    return current == state.VERIFIED
 
 
 def start_phone_verification(request: Any, phone_number: str) -> OtpChallenge:
-    """Send a code to a new number for the signed-in user."""
+    """Send a code to a new number (enrolment, change, or anonymous sign-up check)."""
     if not can_change_phone(request):
         raise OtpRequired()
+    from .phones import normalize_phone_number
+
+    phone_number = normalize_phone_number(phone_number)
+    binding = binding_key(request)
+    ratelimits.check_send(request, phone_number, binding)
+    user = request.user if request.user.is_authenticated else None
     challenge = services.start_challenge(
         phone_number=phone_number,
         purpose=phone_purpose(request),
-        user=request.user,
-        session_key=session_key(request),
+        user=user,
+        session_key=binding,
         request=request,
     )
-    state.update(request, phone_challenge=str(challenge.public_id))
     return challenge
 
 
 def phone_challenge(request: Any) -> OtpChallenge | None:
-    current = state.get_state(request) or {}
-    return services.get_bound_challenge(
-        current.get("phone_challenge"),
-        purpose=phone_purpose(request),
-        user=request.user,
-        session_key=session_key(request),
+    """The active phone challenge of this user/session, if any."""
+    user = request.user if request.user.is_authenticated else None
+    return services.get_active_challenge(
+        purpose=phone_purpose(request), user=user, session_key=binding_key(request)
     )
 
 
-def verify_phone_code(request: Any, pin: str) -> PhoneDevice:
-    """Confirm the new number; completes an enrolment login."""
+def resend_phone_code(request: Any) -> OtpChallenge:
+    challenge = phone_challenge(request)
+    if challenge is None:
+        raise NoChallenge()
+    ratelimits.check_send(request, challenge.phone_number, binding_key(request))
+    return services.resend_challenge(challenge, request=request)
+
+
+def verify_phone_code(request: Any, pin: str) -> OtpChallenge:
+    """Confirm the new number; completes an enrolment login.
+
+    For a signed-in user the number becomes their PhoneDevice (trusted
+    browsers bound to the old number stop working). For an anonymous
+    session (``INFOBIP_OTP_ANONYMOUS_PHONE_VERIFICATION``) the verified
+    number is kept in the session under ``SESSION_PHONE_KEY``.
+    """
     if not can_change_phone(request):
         raise OtpRequired()
+    ratelimits.check_verify(request, binding_key(request))
     challenge = phone_challenge(request)
     if challenge is None:
         raise NoChallenge()
     services.verify_challenge(challenge, pin, request=request)
+    if not request.user.is_authenticated:
+        request.session[SESSION_PHONE_KEY] = challenge.phone_number
+        return challenge
     with transaction.atomic():
-        device, _ = PhoneDevice.objects.update_or_create(
+        PhoneDevice.objects.update_or_create(
             user=request.user,
             defaults={
                 "phone_number": challenge.phone_number,
@@ -165,9 +252,11 @@ def verify_phone_code(request: Any, pin: str) -> PhoneDevice:
                 "locked_at": None,
             },
         )
-    current = state.get_state(request) or {}
-    if current.get("state") == state.ENROLL:
+    if not is_token_client(request) and login_state(request) == state.ENROLL:
         state.complete(request)
-    else:
-        state.update(request, phone_challenge=None)
-    return device
+    return challenge
+
+
+def has_session_login(request: Any) -> bool:
+    session = getattr(request, "session", None)
+    return session is not None and AUTH_SESSION_KEY in session

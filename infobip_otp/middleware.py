@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY as AUTH_SESSION_KEY
 from django.contrib.auth import logout
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import resolve_url
@@ -50,6 +51,10 @@ class OtpRequiredMiddleware:
     def check(self, request: Any) -> Any:
         """A response refusing the request, or None to let it through."""
         current = state.get_state(request)
+        if current is None and AUTH_SESSION_KEY in getattr(request, "session", {}):
+            # A session signed in before this app was installed: judged once.
+            state.adopt(request)
+            current = state.get_state(request)
         if not state.is_incomplete(current):
             return None
         assert current is not None

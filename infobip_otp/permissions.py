@@ -12,7 +12,7 @@ from typing import Any
 
 from rest_framework.permissions import BasePermission
 
-from . import state
+from . import flow, state
 from .exceptions import OtpRequired
 from .middleware import refusal
 
@@ -20,17 +20,13 @@ from .middleware import refusal
 def is_otp_verified(request: Any) -> bool:
     """Whether the request's user passed the second factor (or needs none).
 
-    A session that went through a login carries its state; anything else
-    (a token client, a session from before this app was installed) is
-    judged by the policy for that user, failing closed.
+    Session clients are judged by their login state; token clients by
+    whether a code was verified for their token. Anything unknown fails closed.
     """
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return False
-    current = state.get_state(request)
-    if current and str(current.get("user_id")) == str(user.pk):
-        return current.get("state") == state.VERIFIED
-    return state.required_kind(user) is None
+    return flow.login_state(request) in (state.VERIFIED, state.NOT_REQUIRED)
 
 
 class IsOtpVerified(BasePermission):

@@ -21,13 +21,9 @@ def start_otp_step(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     """
     if request is None or getattr(request, "session", None) is None:
         return
-    kind = state.required_kind(user)
-    if kind is None:
-        request.session.pop(state.SESSION_KEY, None)
-        return
+    kind = state.required_kind(user) or state.NOT_REQUIRED
     if kind == state.PENDING and trusted_devices.is_trusted(request, user):
-        state.begin(request, user, state.VERIFIED)
-        return
+        kind = state.VERIFIED
     state.begin(request, user, kind)
 
 

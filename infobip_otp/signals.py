@@ -9,6 +9,8 @@ full phone number (use ``challenge.masked_phone``).
   ``reason`` is the error code (``invalid_pin``, ``expired``, ``locked``).
 - ``otp_locked(sender, user, device)``: the user's SMS factor was locked after
   too many consecutive failures across challenges.
+- ``otp_budget_exhausted(sender, budget, request)``: the hourly SMS budget
+  (``INFOBIP_OTP_SEND_BUDGET``) is spent; further sends answer 503.
 """
 
 from django.dispatch import Signal
@@ -17,3 +19,4 @@ otp_sent = Signal()
 otp_verified = Signal()
 otp_failed = Signal()
 otp_locked = Signal()
+otp_budget_exhausted = Signal()

@@ -21,6 +21,7 @@ SESSION_KEY = "_infobip_otp"
 PENDING = "pending"  # password accepted, code not yet verified
 ENROLL = "enroll"  # password accepted, the user must add a phone first
 VERIFIED = "verified"  # both factors passed in this session
+NOT_REQUIRED = "not_required"  # the policy asks no code of this user
 
 #: States in which the session is not yet fully authenticated.
 INCOMPLETE = (PENDING, ENROLL)
@@ -78,6 +79,17 @@ def complete(request: Any) -> None:
         "user_id": state.get("user_id"),
         "since": time.time(),
     }
+
+
+def adopt(request: Any) -> str:
+    """Give a signed-in session without state (it predates this app) its state.
+
+    Judged once by the policy and stored, so the middleware stays free of
+    queries afterwards; a session that needs a code becomes pending.
+    """
+    kind = required_kind(request.user) or NOT_REQUIRED
+    begin(request, request.user, kind)
+    return kind
 
 
 def required_kind(user: Any) -> str | None:

@@ -59,13 +59,13 @@ class VerifyView(View):
     template_name = "infobip_otp/verify.html"
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        current = state.get_state(request)
         if not request.user.is_authenticated:
             return redirect(settings.LOGIN_URL)
-        if not current or current.get("state") == state.VERIFIED:
-            return HttpResponseRedirect(safe_next(request))
-        if current.get("state") == state.ENROLL:
+        current = flow.login_state(request)
+        if current == state.ENROLL:
             return redirect("infobip_otp:phone")
+        if current != state.PENDING:
+            return HttpResponseRedirect(safe_next(request))
         return super().dispatch(request, *args, **kwargs)
 
     def get(self, request: Any) -> Any:
@@ -100,7 +100,7 @@ class VerifyView(View):
 
     def resend(self, request: Any) -> Any:
         try:
-            flow.resend_login_code(request)
+            flow.send_login_code(request)
         except FactorLocked:
             return locked_out(request)
         except RateLimited as exc:
@@ -129,8 +129,7 @@ class PhoneView(View):
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         if not request.user.is_authenticated:
             return redirect(settings.LOGIN_URL)
-        current = state.get_state(request) or {}
-        if current.get("state") == state.PENDING:
+        if flow.login_state(request) == state.PENDING:
             return redirect("infobip_otp:verify")
         if not flow.can_change_phone(request):
             messages.error(request, str(OtpRequired.default_detail))
@@ -146,9 +145,9 @@ class PhoneView(View):
             if "pin" in request.POST:
                 pin_form = PinForm(request.POST)
                 if pin_form.is_valid():
-                    device = flow.verify_phone_code(request, pin_form.cleaned_data["pin"])
+                    challenge = flow.verify_phone_code(request, pin_form.cleaned_data["pin"])
                     messages.success(
-                        request, _("%(phone)s is confirmed.") % {"phone": device.masked_phone}
+                        request, _("%(phone)s is confirmed.") % {"phone": challenge.masked_phone}
                     )
                     return HttpResponseRedirect(safe_next(request))
             else:

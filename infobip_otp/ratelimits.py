@@ -1,0 +1,159 @@
+"""Rate limits and SMS-pumping guards, checked before any provider call.
+
+Counters are django-ratelimit's: atomic ``add``/``incr`` in the cache named by
+``RATELIMIT_USE_CACHE`` (shared between processes in production, system check
+``infobip_otp.E007``). If that cache fails, requests are refused: a limit that
+silently stops counting would make every send free (fail closed).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Any
+
+from django_ratelimit.core import get_usage
+
+from . import signals
+from .conf import app_settings
+from .exceptions import RateLimited, RateLimitUnavailable, SendBudgetExhausted
+
+logger = logging.getLogger("infobip_otp")
+
+#: Defaults for ``INFOBIP_OTP_RATES``; a project overrides single keys, and
+#: ``None`` turns one off. Sends cost money, so they are counted per hour;
+#: verification is bounded per challenge already and limited in short windows.
+DEFAULT_RATES: dict[str, str | None] = {
+    "send_ip": "20/h",
+    "send_user": "10/h",
+    "send_session": "10/h",
+    "send_phone": "5/h",
+    "send_prefix": "30/10m",
+    "verify_ip": "30/5m",
+    "verify_user": "10/m",
+    "verify_session": "10/m",
+    "login_ip": "30/10m",
+    "login_username": "10/10m",
+}
+
+# Digits kept from an E.164 number to key the prefix burst limit: country code
+# plus operator/range, so a run of sequential numbers shares one counter.
+_PREFIX_DIGITS = 7
+
+
+def rate(name: str) -> str | None:
+    """The configured rate of one limit."""
+    rates = {**DEFAULT_RATES, **(app_settings.RATES or {})}
+    return rates.get(name)
+
+
+def client_ip(request: Any) -> str:
+    """The client address, trusting ``X-Forwarded-For`` only for configured proxy hops.
+
+    With ``INFOBIP_OTP_TRUSTED_PROXY_COUNT = 0`` (the default) the header is
+    ignored, so a forged one changes nothing. With N trusted proxies, the
+    N-th address from the right is the one the outermost proxy saw.
+    IPv6 clients are keyed by their /64, which one client usually controls.
+    """
+    address = request.META.get("REMOTE_ADDR", "") or "0.0.0.0"  # noqa: S104
+    hops = app_settings.TRUSTED_PROXY_COUNT
+    if hops > 0:
+        forwarded = [
+            part.strip()
+            for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+            if part.strip()
+        ]
+        if len(forwarded) >= hops:
+            address = forwarded[-hops]
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "invalid"
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False).network_address)
+    return str(ip)
+
+
+def check(request: Any, name: str, value: str | None) -> None:
+    """Count one request against limit ``name`` for ``value``; raise past the rate."""
+    limit = rate(name)
+    if limit is None or not value:
+        return
+    try:
+        usage = get_usage(
+            request,
+            group=f"infobip_otp.{name}",
+            key=lambda group, req: value,
+            rate=limit,
+            increment=True,
+        )
+    except Exception as exc:  # any cache failure: refuse rather than go unlimited
+        logger.error("rate-limit cache unavailable", extra={"event": "otp.ratelimit_down"})
+        raise RateLimitUnavailable() from exc
+    if usage is None:
+        return
+    if usage["should_limit"]:
+        if usage["time_left"] < 0:
+            # django-ratelimit reports a failed cache read/write this way.
+            raise RateLimitUnavailable()
+        raise RateLimited(retry_after=usage["time_left"])
+
+
+def check_send(request: Any, phone_number: str, binding: str | None) -> None:
+    """Every limit on sending a code to ``phone_number``; call before the provider."""
+    user = getattr(request, "user", None)
+    check(request, "send_ip", client_ip(request))
+    if user is not None and user.is_authenticated:
+        check(request, "send_user", str(user.pk))
+    check(request, "send_session", binding)
+    check(request, "send_phone", phone_number)
+    try:
+        check(request, "send_prefix", phone_number[: _PREFIX_DIGITS + 1])
+    except RateLimited:
+        logger.warning(
+            "burst of sends to one number prefix",
+            extra={"event": "otp.prefix_burst", "prefix": phone_number[:_PREFIX_DIGITS + 1]},
+        )
+        raise
+    check_budget(request)
+
+
+def check_budget(request: Any) -> None:
+    """The project-wide hourly SMS budget (``INFOBIP_OTP_SEND_BUDGET``)."""
+    budget = app_settings.SEND_BUDGET
+    if not budget:
+        return
+    try:
+        usage = get_usage(
+            request,
+            group="infobip_otp.send_budget",
+            key=lambda group, req: "all",
+            rate=f"{int(budget)}/h",
+            increment=True,
+        )
+    except Exception as exc:
+        raise RateLimitUnavailable() from exc
+    if usage is not None and usage["should_limit"]:
+        if usage["time_left"] < 0:
+            raise RateLimitUnavailable()
+        logger.warning(
+            "hourly SMS budget exhausted",
+            extra={"event": "otp.budget_exhausted", "budget": budget},
+        )
+        signals.otp_budget_exhausted.send(sender=None, budget=budget, request=request)
+        raise SendBudgetExhausted()
+
+
+def check_verify(request: Any, binding: str | None) -> None:
+    """The limits on verification requests."""
+    user = getattr(request, "user", None)
+    check(request, "verify_ip", client_ip(request))
+    if user is not None and user.is_authenticated:
+        check(request, "verify_user", str(user.pk))
+    check(request, "verify_session", binding)
+
+
+def check_login(request: Any, username: str) -> None:
+    """The limits on the API's password step."""
+    check(request, "login_ip", client_ip(request))
+    check(request, "login_username", (username or "").strip().lower()[:150])
