@@ -8,4 +8,4 @@ class InfobipOtpConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, receivers  # noqa: F401  (registers checks and receivers)
+        from . import checks, notifications, receivers  # noqa: F401  (registers them)

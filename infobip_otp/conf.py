@@ -40,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "RESEND_COOLDOWN": 30,
     "MAX_SENDS": 3,
     "LOCKOUT_THRESHOLD": 10,
+    "NOTIFY_AFTER_FAILURES": 3,
+    "NOTIFY_FROM_EMAIL": None,
     # Login step.
     "LOGIN_TIMEOUT": 600,
     "REQUIRED": REQUIRED_HAS_PHONE,

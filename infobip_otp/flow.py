@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import SESSION_KEY as AUTH_SESSION_KEY
 from django.db import transaction
 from django.utils import timezone
 
-from . import ratelimits, services, state
+from . import ratelimits, services, signals, state
+from .conf import app_settings
 from .exceptions import NoChallenge, OtpRequired
 from .models import OtpChallenge, PhoneDevice, Purpose, Status
+from .phones import mask_phone_number, normalize_phone_number
 
 ANONYMOUS = "anonymous"
 NOT_REQUIRED = state.NOT_REQUIRED
@@ -178,8 +179,6 @@ def can_change_phone(request: Any) -> bool:
     """Adding a first phone is enrolment; changing one needs a verified login."""
     current = login_state(request)
     if current == ANONYMOUS:
-        from .conf import app_settings
-
         return bool(app_settings.ANONYMOUS_PHONE_VERIFICATION)
     if current == state.PENDING:
         return False
@@ -192,8 +191,6 @@ def start_phone_verification(request: Any, phone_number: str) -> OtpChallenge:
     """Send a code to a new number (enrolment, change, or anonymous sign-up check)."""
     if not can_change_phone(request):
         raise OtpRequired()
-    from .phones import normalize_phone_number
-
     phone_number = normalize_phone_number(phone_number)
     binding = binding_key(request)
     ratelimits.check_send(request, phone_number, binding)
@@ -242,6 +239,7 @@ def verify_phone_code(request: Any, pin: str) -> OtpChallenge:
     if not request.user.is_authenticated:
         request.session[SESSION_PHONE_KEY] = challenge.phone_number
         return challenge
+    old_phone = state.get_user_phone(request.user)
     with transaction.atomic():
         PhoneDevice.objects.update_or_create(
             user=request.user,
@@ -252,11 +250,13 @@ def verify_phone_code(request: Any, pin: str) -> OtpChallenge:
                 "locked_at": None,
             },
         )
+    signals.otp_phone_changed.send(
+        sender=PhoneDevice,
+        user=request.user,
+        old_phone=mask_phone_number(old_phone) if old_phone else None,
+        new_phone=challenge.masked_phone,
+        request=request,
+    )
     if not is_token_client(request) and login_state(request) == state.ENROLL:
         state.complete(request)
     return challenge
-
-
-def has_session_login(request: Any) -> bool:
-    session = getattr(request, "session", None)
-    return session is not None and AUTH_SESSION_KEY in session

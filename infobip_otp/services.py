@@ -217,7 +217,9 @@ def verify_challenge(challenge: OtpChallenge, pin: str, *, request: Any = None) 
         if user is not None:
             PhoneDevice.objects.filter(user=user).update(failure_count=0, last_used_at=now)
         logger.info("otp verified", extra=_audit(challenge, "verified", request))
-        signals.otp_verified.send(sender=OtpChallenge, challenge=challenge, user=user)
+        signals.otp_verified.send(
+            sender=OtpChallenge, challenge=challenge, user=user, request=request
+        )
         return challenge
 
     if outcome is VerifyOutcome.EXPIRED:
@@ -290,7 +292,7 @@ def _deliver(challenge: OtpChallenge, *, resend: bool, request: Any) -> None:
     challenge.status = Status.PENDING
     challenge.ended_at = None
     logger.info("otp sent", extra=_audit(challenge, "resent" if resend else "sent", request))
-    signals.otp_sent.send(sender=OtpChallenge, challenge=challenge, resend=resend)
+    signals.otp_sent.send(sender=OtpChallenge, challenge=challenge, resend=resend, request=request)
 
 
 def _refusal(challenge: OtpChallenge, now: Any, request: Any) -> VerificationFailed:
@@ -319,7 +321,11 @@ def _failure(
     error.attempts_left = challenge.attempts_left if challenge.status == Status.PENDING else 0
     logger.info("otp failed", extra={**_audit(challenge, "failed", request), "reason": error.code})
     signals.otp_failed.send(
-        sender=OtpChallenge, challenge=challenge, user=challenge.user, reason=error.code
+        sender=OtpChallenge,
+        challenge=challenge,
+        user=challenge.user,
+        reason=error.code,
+        request=request,
     )
     return error
 

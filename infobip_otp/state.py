@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.middleware.csrf import rotate_token
 from django.utils.module_loading import import_string
 
@@ -115,14 +114,3 @@ def get_user_phone(user: Any) -> str | None:
     from .models import PhoneDevice
 
     return PhoneDevice.objects.filter(user=user).values_list("phone_number", flat=True).first()
-
-
-def state_user_matches(request: Any, state: dict[str, Any]) -> bool:
-    """The state belongs to the user Django authenticated for this request."""
-    user = getattr(request, "user", None)
-    return bool(
-        user is not None
-        and user.is_authenticated
-        and str(user.pk) == str(state.get("user_id"))
-        and isinstance(user, get_user_model())
-    )
