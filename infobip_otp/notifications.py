@@ -54,28 +54,24 @@ def notify_repeated_failures(
     if not threshold or user is None or reason not in _COUNTED:
         return
     device = PhoneDevice.objects.filter(user=user).first()
-    if device is None or device.is_locked or device.failure_count != threshold:
-        return
-    _send(
-        user,
-        "infobip_otp/email/failures",
-        request,
-        failures=device.failure_count,
-        phone=device.masked_phone,
-        locked=False,
-    )
+    if device is not None and not device.is_locked and device.failure_count == threshold:
+        _send_failures(user, device, request)
 
 
 @receiver(otp_locked, dispatch_uid="infobip_otp.notify_locked")
 def notify_locked(sender: Any, user: Any, device: Any, request: Any = None, **kwargs: Any) -> None:
     """The SMS factor locked: tell the user what happened and what to do."""
+    _send_failures(user, device, request)
+
+
+def _send_failures(user: Any, device: PhoneDevice, request: Any) -> None:
     _send(
         user,
         "infobip_otp/email/failures",
         request,
         failures=device.failure_count,
         phone=device.masked_phone,
-        locked=True,
+        locked=device.is_locked,
     )
 
 
