@@ -798,3 +798,19 @@ def test_management_command_prints_settings_for_a_ready_application(monkeypatch)
         f"INFOBIP_OTP_APPLICATION_ID={seen['applications'][0]['applicationId']}",
         f"INFOBIP_OTP_MESSAGE_ID={template['messageId']}",
     ]
+
+
+def test_direct_setup_can_fix_the_ids_for_demos(sim):
+    application = sim.create_application("demo", application_id="DEMO-APP")
+    template = sim.create_template("DEMO-APP", message_id="DEMO-MSG")
+    assert application["applicationId"] == "DEMO-APP"
+    assert template["messageId"] == "DEMO-MSG"
+    assert template["applicationId"] == "DEMO-APP"
+    response = requests.post(
+        f"{sim.url}/2fa/2/pin",
+        json={"applicationId": "DEMO-APP", "messageId": "DEMO-MSG", "to": "447400123456"},
+        headers={"Authorization": f"App {sim.api_key}"},
+        timeout=5,
+    )
+    assert response.status_code == 200
+    assert sim.last_pin("447400123456") is not None

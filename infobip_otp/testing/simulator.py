@@ -515,7 +515,10 @@ class InfobipApi:
     def create_application(self, request: ApiRequest) -> Reply:
         """``POST /2fa/2/applications``."""
         name, enabled, configuration = self._application_fields(request.body)
-        application = _Application(_new_id(), name, enabled, configuration)
+        # ``new_id`` is only ever set by the direct Python setup (fixed demo ids).
+        application = _Application(
+            request.params.get("new_id") or _new_id(), name, enabled, configuration
+        )
         with self._lock:
             self._applications[application.application_id] = application
         return Reply(201, application.as_json())
@@ -582,7 +585,7 @@ class InfobipApi:
         fields = self._template_fields(request.body, base)
         with self._lock:
             app_id = self._application(request.params["app_id"]).application_id
-            template = _Template(_new_id(), app_id, fields)
+            template = _Template(request.params.get("new_id") or _new_id(), app_id, fields)
             self._templates[template.message_id] = template
             return Reply(200, template.as_json())
 
@@ -1195,15 +1198,24 @@ class SimulatorServer:
     # Direct setup, without HTTP.
 
     def create_application(
-        self, name: str = "infobip_otp", *, enabled: bool = True, **configuration: Any
+        self,
+        name: str = "infobip_otp",
+        *,
+        enabled: bool = True,
+        application_id: str | None = None,
+        **configuration: Any,
     ) -> dict[str, Any]:
-        """Create an application; configuration keys in camelCase or snake_case."""
+        """Create an application; configuration keys in camelCase or snake_case.
+
+        ``application_id`` fixes the id (for demos); by default it is random.
+        """
         body = {
             "name": name,
             "enabled": enabled,
             "configuration": {_camel_case(key): value for key, value in configuration.items()},
         }
-        return self._direct(self.api.create_application, ApiRequest(body=body))
+        params = {"new_id": application_id} if application_id else {}
+        return self._direct(self.api.create_application, ApiRequest(params=params, body=body))
 
     def create_template(
         self,
@@ -1212,15 +1224,17 @@ class SimulatorServer:
         pin_type: str = "NUMERIC",
         pin_length: int = 6,
         sender_id: str | None = None,
+        message_id: str | None = None,
     ) -> dict[str, Any]:
-        """Create an SMS template for an application."""
+        """Create an SMS template for an application (``message_id`` fixes its id)."""
         body = {
             "messageText": message_text,
             "pinType": pin_type,
             "pinLength": pin_length,
             "senderId": sender_id,
         }
-        request = ApiRequest(params={"app_id": application_id}, body=body)
+        params = {"app_id": application_id, **({"new_id": message_id} if message_id else {})}
+        request = ApiRequest(params=params, body=body)
         return self._direct(self.api.create_template, request)
 
     @staticmethod

@@ -8,6 +8,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from infobip_otp.testing.simulator import add_arguments, build_server
 
+# Fixed ids, so a demo configured once keeps working after a restart.
+DEMO_APPLICATION_ID = "INFOBIP-OTP-DEMO-APPLICATION"
+DEMO_MESSAGE_ID = "INFOBIP-OTP-DEMO-MESSAGE"
+
 
 class Command(BaseCommand):
     help = (
@@ -38,12 +42,13 @@ class Command(BaseCommand):
             raise CommandError(
                 f"cannot listen on {options['host']}:{options['port']}: {exc}"
             ) from exc
-        application = server.create_application("infobip_otp")
+        application = server.create_application("infobip_otp", application_id=DEMO_APPLICATION_ID)
         template = server.create_template(
             application["applicationId"],
             message_text="Your verification code is {{pin}}",
             pin_type="NUMERIC",
             pin_length=6,
+            message_id=DEMO_MESSAGE_ID,
         )
         self.stdout.write(f"INFOBIP_OTP_BASE_URL={server.url}")
         self.stdout.write(f"INFOBIP_OTP_API_KEY={server.api_key}")
