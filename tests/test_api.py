@@ -16,7 +16,10 @@ pytestmark = pytest.mark.django_db
 PHONE = "+447400123456"
 MASKED = "+44*******456"
 PASSWORD = "pw-alice-123"
-URL = {name: reverse(f"infobip_otp:api-{name}") for name in ("status", "login", "send", "verify", "phone")}
+URL = {
+    name: reverse(f"infobip_otp:api-{name}")
+    for name in ("status", "login", "send", "verify", "phone")
+}
 
 
 @pytest.fixture
@@ -86,10 +89,14 @@ def test_login_with_wrong_password_and_unknown_user_look_the_same(api, phone_use
     wrong_password = api_login(api, password="nope")
     unknown = api_login(api, username="mallory", password="nope")
     assert wrong_password.status_code == unknown.status_code == 400
-    assert wrong_password.json() == unknown.json() == {
-        "detail": "The username or password is not correct.",
-        "code": "invalid_credentials",
-    }
+    assert (
+        wrong_password.json()
+        == unknown.json()
+        == {
+            "detail": "The username or password is not correct.",
+            "code": "invalid_credentials",
+        }
+    )
 
 
 def test_login_of_a_user_without_phone_is_not_required(api, user):
@@ -157,7 +164,7 @@ def test_session_clients_need_csrf(phone_user):
     assert len(locmem.outbox) == 1
 
 
-def test_token_clients_verify_their_token(api, phone_user):
+def test_token_clients_verify_their_token(api, phone_user, django_user_model):
     token = Token.objects.create(user=phone_user)
     auth = {"HTTP_AUTHORIZATION": f"Token {token.key}"}
     assert api.get(URL["status"], **auth).json()["state"] == "pending"
@@ -170,7 +177,9 @@ def test_token_clients_verify_their_token(api, phone_user):
     ok = post(api, "verify", {"pin": locmem.last_pin()}, **auth)
     assert ok.json() == {"state": "verified"}
     assert api.get(URL["status"], **auth).json()["state"] == "verified"
-    other = Token.objects.create(user=PhoneDevice.objects.get().user.__class__.objects.create_user("carol"))
+    other = Token.objects.create(
+        user=PhoneDevice.objects.get().user.__class__.objects.create_user("carol")
+    )
     assert api.get(URL["status"], HTTP_AUTHORIZATION=f"Token {other.key}").json()["state"] == (
         "not_required"
     )

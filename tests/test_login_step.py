@@ -206,9 +206,7 @@ def test_resend_sends_a_new_code(client, phone_user, settings):
 def test_unsafe_next_goes_to_login_redirect_url(client, phone_user, next_url, settings):
     password_login(client)
     client.get(VERIFY_URL)
-    response = client.post(
-        VERIFY_URL, {"pin": locmem.last_pin(), "next": next_url}, secure=True
-    )
+    response = client.post(VERIFY_URL, {"pin": locmem.last_pin(), "next": next_url}, secure=True)
     assert response.status_code == 302
     assert response["Location"] == settings.LOGIN_REDIRECT_URL
 

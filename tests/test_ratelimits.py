@@ -17,7 +17,7 @@ SEND = reverse("infobip_otp:api-send")
 PHONE_URL = reverse("infobip_otp:api-phone")
 VERIFY = reverse("infobip_otp:api-verify")
 LOGIN = reverse("infobip_otp:api-login")
-NO_LIMITS = {name: None for name in ratelimits.DEFAULT_RATES}
+NO_LIMITS = dict.fromkeys(ratelimits.DEFAULT_RATES)
 
 
 def post(client, url, body=None, **extra):
