@@ -51,8 +51,14 @@ class OtpRequiredMiddleware:
     def check(self, request: Any) -> Any:
         """A response refusing the request, or None to let it through."""
         current = state.get_state(request)
-        if current is None and AUTH_SESSION_KEY in getattr(request, "session", {}):
-            # A session signed in before this app was installed: judged once.
+        # A session signed in before this app was installed: judged once. Its
+        # user may be gone or its password changed since: loading the user then
+        # flushes the session, and an anonymous session needs no state.
+        if (
+            current is None
+            and AUTH_SESSION_KEY in getattr(request, "session", {})
+            and request.user.is_authenticated
+        ):
             state.adopt(request)
             current = state.get_state(request)
         if not state.is_incomplete(current):
@@ -71,7 +77,9 @@ class OtpRequiredMiddleware:
         if static_url.startswith("/") and path.startswith(static_url):
             return True
         try:
-            match = resolve(path)
+            # The URLconf the request will really be routed with (a middleware
+            # may have set one per host), not always ROOT_URLCONF.
+            match = resolve(path, getattr(request, "urlconf", None))
         except Resolver404:
             return False
         if "infobip_otp" in match.namespaces or match.url_name in ALWAYS_ALLOWED_URL_NAMES:

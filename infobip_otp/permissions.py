@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import wraps
 from typing import Any
 
+from rest_framework.exceptions import APIException
 from rest_framework.permissions import BasePermission
 
 from . import flow, state
@@ -29,14 +30,35 @@ def is_otp_verified(request: Any) -> bool:
     return flow.login_state(request) in (state.VERIFIED, state.NOT_REQUIRED)
 
 
-class IsOtpVerified(BasePermission):
-    """DRF permission: authenticated and past the SMS code."""
+class OtpRequiredAPIError(APIException):
+    """:class:`OtpRequired` for DRF: 401 ``{"detail", "code": "otp_required"}``.
 
-    message = OtpRequired.default_detail
-    code = OtpRequired.default_code
+    The same answer the middleware gives API clients, so a client recognises
+    "enter the code" by one status and code whichever check refused it.
+    """
+
+    status_code = OtpRequired.status_code
+    default_detail = OtpRequired.default_detail
+    default_code = OtpRequired.default_code
+
+    def __init__(self) -> None:
+        super().__init__(OtpRequired().as_dict())
+
+
+class IsOtpVerified(BasePermission):
+    """DRF permission: authenticated and past the SMS code.
+
+    Anonymous requests get DRF's usual "not authenticated"; a signed-in user
+    without the code gets :class:`OtpRequiredAPIError`.
+    """
 
     def has_permission(self, request: Any, view: Any) -> bool:
-        return is_otp_verified(request)
+        if is_otp_verified(request):
+            return True
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            raise OtpRequiredAPIError()
+        return False
 
 
 def _refuse(request: Any) -> Any:

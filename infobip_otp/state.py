@@ -36,7 +36,7 @@ def get_state(request: Any) -> dict[str, Any] | None:
 
 
 def is_incomplete(state: dict[str, Any] | None) -> bool:
-    return bool(state) and state.get("state") in INCOMPLETE  # type: ignore[union-attr]
+    return state is not None and state.get("state") in INCOMPLETE
 
 
 def has_timed_out(state: dict[str, Any], now: float | None = None) -> bool:
