@@ -154,6 +154,13 @@ class OtpRequired(OtpError):
     default_code = "otp_required"
 
 
+class LoginExpired(OtpRequired):
+    """The pending login waited longer than ``INFOBIP_OTP_LOGIN_TIMEOUT``: sign in again."""
+
+    default_detail = _("Your sign-in expired. Sign in again.")
+    default_code = "login_expired"
+
+
 # Provider errors. Users only ever see ProviderUnavailable's generic text; the
 # provider's own message stays in ``provider_text`` for the (redacted) log.
 class ProviderError(OtpError):

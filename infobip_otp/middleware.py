@@ -21,7 +21,7 @@ from django.urls import Resolver404, resolve, reverse
 
 from . import state
 from .conf import app_settings
-from .exceptions import OtpRequired
+from .exceptions import LoginExpired, OtpRequired
 
 # URL names a pending session may reach besides the ``infobip_otp`` namespace.
 ALWAYS_ALLOWED_URL_NAMES = frozenset({"logout"})
@@ -66,7 +66,7 @@ class OtpRequiredMiddleware:
         assert current is not None
         if state.has_timed_out(current):
             logout(request)
-            return refusal(request, login_again=True)
+            return refusal(request, login_again=True, error=LoginExpired())
         if self.is_allowed(request):
             return None
         return refusal(request)
@@ -90,13 +90,14 @@ class OtpRequiredMiddleware:
         )
 
 
-def refusal(request: Any, *, login_again: bool = False) -> Any:
-    """401 ``otp_required`` for API clients; otherwise a redirect with a safe ``next``.
+def refusal(request: Any, *, login_again: bool = False, error: OtpRequired | None = None) -> Any:
+    """``error`` (401 ``otp_required`` by default) for API clients; otherwise a redirect.
 
-    ``login_again`` sends the browser to ``LOGIN_URL`` instead of the code page.
+    ``login_again`` sends the browser to ``LOGIN_URL`` instead of the code page;
+    the redirect carries a ``next`` that is always a path on this site.
     """
     if wants_json(request):
-        error = OtpRequired()
+        error = error or OtpRequired()
         return JsonResponse(error.as_dict(), status=error.status_code)
     target = resolve_url(settings.LOGIN_URL) if login_again else reverse("infobip_otp:verify")
     # Only our own path goes into ``next``, so it can never point off-site.

@@ -313,14 +313,17 @@ def test_pending_form_post_is_redirected_without_next(pending):
     assert response["Location"] == VERIFY_URL
 
 
-def test_timed_out_json_request_gets_401_and_the_session_ends(pending, settings):
+def test_timed_out_json_request_gets_401_login_expired_and_the_session_ends(pending, settings):
     settings.INFOBIP_OTP_LOGIN_TIMEOUT = 60
     session = pending.session
     session[state.SESSION_KEY] = {**session[state.SESSION_KEY], "since": time.time() - 61}
     session.save()
     response = pending.get(VERIFY_URL, headers={"accept": "application/json"})
     assert response.status_code == 401
-    assert response.json() == OTP_REQUIRED_BODY
+    assert response.json() == {
+        "detail": "Your sign-in expired. Sign in again.",
+        "code": "login_expired",
+    }
     assert AUTH_SESSION_KEY not in pending.session
 
 
