@@ -6,9 +6,12 @@ Redis, the console backend, the local simulator or a real Infobip account.
 See `.env.example`.
 """
 
+import importlib.util
 from pathlib import Path
 
 import environ
+
+import infobip_otp
 
 BASE_DIR = Path(__file__).resolve().parent
 env = environ.Env()
@@ -26,9 +29,37 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
     "infobip_otp",
     "example_project.demo",
 ]
+
+# drf-spectacular (the `openapi` extra) is optional: when it is installed the
+# demo serves the API's OpenAPI schema at /api/schema/ (docs/openapi.yaml).
+OPENAPI = importlib.util.find_spec("drf_spectacular") is not None
+if OPENAPI:
+    INSTALLED_APPS.append("drf_spectacular")
+    REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "infobip_otp API",
+    "DESCRIPTION": (
+        "The login step and phone enrolment of `infobip_otp` for single-page and mobile "
+        "apps: an SMS one-time password, sent and checked through Infobip 2FA.\n\n"
+        "Session clients (browsers) call `GET status/` first to get the `csrftoken` "
+        "cookie and send its value as `X-CSRFToken` on every POST; the session cookie "
+        "carries the login. Token clients (`Authorization: Token <key>`) need no CSRF; "
+        "a token counts as verified once a code was verified with it.\n\n"
+        'Every failure answers `{"detail", "code"}` (plus `attempts_left` for a '
+        "failed verification, `fields` for malformed input); 429 and 503 carry "
+        "`Retry-After`. See docs/api.md."
+    ),
+    "VERSION": infobip_otp.__version__,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/otp/api/",
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    # Only the OTP API: the admin and the demo pages are not part of it.
+    "PREPROCESSING_HOOKS": ["infobip_otp.api.schema.only_otp_api"],
+}
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -106,6 +137,10 @@ INFOBIP_OTP_RESEND_COOLDOWN = env.int("INFOBIP_OTP_RESEND_COOLDOWN", default=30)
 INFOBIP_OTP_MAX_SENDS = env.int("INFOBIP_OTP_MAX_SENDS", default=3)
 INFOBIP_OTP_LOGIN_TIMEOUT = env.int("INFOBIP_OTP_LOGIN_TIMEOUT", default=600)
 INFOBIP_OTP_REQUIRED = env("INFOBIP_OTP_REQUIRED", default="has_phone")
+# The single-page demo (/spa/) continues the login after the password step, so
+# a pending session must reach it. It is static markup and a script and serves
+# no data: everything it shows comes from the OTP API.
+INFOBIP_OTP_EXEMPT_URLS = env.list("INFOBIP_OTP_EXEMPT_URLS", default=["spa"])
 INFOBIP_OTP_REMEMBER_DEVICE_DAYS = env.int("INFOBIP_OTP_REMEMBER_DEVICE_DAYS", default=0)
 INFOBIP_OTP_SEND_BUDGET = env.int("INFOBIP_OTP_SEND_BUDGET", default=1000)
 INFOBIP_OTP_TRUSTED_PROXY_COUNT = env.int("INFOBIP_OTP_TRUSTED_PROXY_COUNT", default=0)

@@ -21,21 +21,26 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from .. import exceptions as otp
 from .. import flow, state
-from ..exceptions import (
-    InvalidCredentials,
-    NoChallenge,
-    OtpError,
-    PhoneNumberError,
-    RateLimited,
-    RateLimitUnavailable,
-    SendBudgetExhausted,
-)
+from ..exceptions import InvalidCredentials, OtpError
 from ..phones import mask_phone_number
 from ..ratelimits import check_login
 from ..services import challenge_summary
 from . import serializers as s
+from .errors import error_body, retry_after
 from .schema import document
+
+EXAMPLE_PHONE = "+44*******123"
+SENT_EXAMPLE = {"phone": EXAMPLE_PHONE, "expires_in": 300, "resend_in": 30, "attempts_left": 5}
+PHONE_ERRORS = (otp.InvalidPhoneNumber(), otp.RegionNotAllowed(), otp.NumberTypeNotAllowed())
+SEND_ERRORS = (
+    otp.FactorLocked(),
+    otp.RateLimited(),
+    otp.SendBudgetExhausted(),
+    otp.ProviderUnavailable(),
+    otp.RateLimitUnavailable(),
+)
 
 
 def _authentication_classes() -> list[type]:
@@ -49,9 +54,9 @@ def _authentication_classes() -> list[type]:
 
 def _enforce_csrf(request: Request) -> None:
     """CSRF for every session client, anonymous ones included (login CSRF)."""
-    check = CSRFCheck(lambda r: None)  # type: ignore[arg-type, return-value]
+    check = CSRFCheck(lambda r: None)  # type: ignore[arg-type]
     check.process_request(request._request)
-    reason = check.process_view(request._request, None, (), {})
+    reason = check.process_view(request._request, None, (), {})  # type: ignore[arg-type]
     if reason:
         raise exceptions.PermissionDenied(f"CSRF Failed: {reason}")
 
@@ -67,50 +72,58 @@ class OtpAPIView(APIView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        if request.method not in ("GET", "HEAD", "OPTIONS") and not flow.is_token_client(
-            request
-        ):
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not flow.is_token_client(request):
             _enforce_csrf(request)
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, OtpError):
-            body = exc.as_dict()
-            if isinstance(exc, PhoneNumberError):
-                body["fields"] = {"phone_number": [str(exc.detail)]}
-            response = Response(body, status=exc.status_code)
-            retry_after = getattr(exc, "retry_after", None)
-            if retry_after:
-                response["Retry-After"] = str(int(retry_after))
-            return response
-        response = super().handle_exception(exc)
-        response.data = _error_body(exc, response.data)
+            response = Response(status=exc.status_code)
+        else:
+            response = super().handle_exception(exc)
+        response.data = error_body(exc)
+        seconds = retry_after(exc, response.status_code)
+        if seconds:
+            response["Retry-After"] = str(seconds)
         return response
 
-    def challenge_response(self, challenge: Any, http_status: int = status.HTTP_202_ACCEPTED):
+    def challenge_response(
+        self, challenge: Any, http_status: int = status.HTTP_202_ACCEPTED
+    ) -> Response:
         body = challenge_summary(challenge, timezone.now())
         body.pop("purpose")
         return Response({"phone": challenge.masked_phone, **body}, status=http_status)
-
-
-def _error_body(exc: Exception, data: Any) -> dict[str, Any]:
-    """DRF's own errors in our shape: a field error keeps its messages under ``fields``."""
-    if isinstance(exc, exceptions.ValidationError) and isinstance(data, dict):
-        fields = {key: [str(m) for m in value] for key, value in data.items()}
-        first = next(iter(fields.values()), ["Invalid input."])
-        return {"detail": first[0], "code": "invalid", "fields": fields}
-    if isinstance(exc, exceptions.APIException):
-        codes = exc.get_codes()
-        code = codes if isinstance(codes, str) else exc.default_code
-        detail = data.get("detail", exc.default_detail) if isinstance(data, dict) else data
-        return {"detail": str(detail), "code": str(code)}
-    return {"detail": "Error.", "code": "error"}
 
 
 @method_decorator(ensure_csrf_cookie, name="dispatch")
 class StatusView(OtpAPIView):
     """Where the login stands; sets the CSRF cookie for session clients."""
 
-    @document(responses={200: s.StatusSerializer}, summary="Login and challenge status")
+    @document(
+        operation_id="otp_status",
+        summary="Login and challenge status",
+        description=(
+            "Where the login stands and, while a code is expected, its challenge: seconds "
+            "until it expires, attempts left and seconds until a resend is allowed. "
+            "Sets the `csrftoken` cookie that session clients send back as `X-CSRFToken`."
+        ),
+        success=(200, s.StatusSerializer, "The state of this session or token."),
+        examples=[
+            ("anonymous", {"state": "anonymous", "phone": None, "challenge": None}),
+            (
+                "pending",
+                {
+                    "state": "pending",
+                    "phone": EXAMPLE_PHONE,
+                    "challenge": {
+                        "purpose": "login",
+                        "expires_in": 287,
+                        "attempts_left": 5,
+                        "resend_in": 17,
+                    },
+                },
+            ),
+        ],
+    )
     def get(self, request: Request) -> Response:
         current = flow.login_state(request)
         challenge = None
@@ -138,17 +151,25 @@ class LoginView(OtpAPIView):
     """The password step for SPAs: ``authenticate`` + ``login``; a code is needed next."""
 
     @document(
-        request=s.LoginSerializer,
-        responses={200: s.StateSerializer, 400: s.ErrorSerializer, 429: s.ErrorSerializer},
+        operation_id="otp_login",
         summary="Password step",
-        errors=[InvalidCredentials, RateLimited, RateLimitUnavailable],
+        description=(
+            "Signs the session in with a username and password. When the user must pass "
+            "the second factor the login is `pending` (send and verify a code next) or "
+            "`enroll` (add a phone first); an unknown user and a wrong password answer alike."
+        ),
+        request=s.LoginSerializer,
+        success=(200, s.StateSerializer, "Signed in; `state` says what comes next."),
+        errors=[InvalidCredentials(), otp.RateLimited(), otp.RateLimitUnavailable()],
+        examples=[
+            ("pending", {"state": "pending", "phone": EXAMPLE_PHONE}),
+            ("not_required", {"state": "not_required", "phone": None}),
+        ],
     )
     def post(self, request: Request) -> Response:
         data = _valid(s.LoginSerializer, request)
         check_login(request, data["username"])
-        user = authenticate(
-            request._request, username=data["username"], password=data["password"]
-        )
+        user = authenticate(request._request, username=data["username"], password=data["password"])
         if user is None:
             raise InvalidCredentials()
         login(request._request, user)
@@ -162,10 +183,19 @@ class SendView(OtpAPIView):
     """First code or resend for the pending login, or for an active phone challenge."""
 
     @document(
-        request=s.SendSerializer,
-        responses={202: s.SentSerializer, 400: s.ErrorSerializer, 429: s.ErrorSerializer},
+        operation_id="otp_send",
         summary="Send or resend a code",
-        errors=[NoChallenge, RateLimited, SendBudgetExhausted],
+        description=(
+            "Sends the first code of a pending login, or a new code for the active "
+            "challenge (pending login, or a number given to `phone/`) once `resend_in` "
+            "has passed. With `phone_number` it does what `phone/` does."
+        ),
+        request=s.SendSerializer,
+        success=(202, s.SentSerializer, "A code is on its way."),
+        errors=[otp.NoChallenge(), *PHONE_ERRORS, *SEND_ERRORS],
+        examples=[
+            ("sent", SENT_EXAMPLE),
+        ],
     )
     def post(self, request: Request) -> Response:
         data = _valid(s.SendSerializer, request)
@@ -182,26 +212,54 @@ class PhoneView(OtpAPIView):
     """Enrol a first number or change it: a code goes to the new number."""
 
     @document(
-        request=s.PhoneNumberSerializer,
-        responses={202: s.SentSerializer, 400: s.ErrorSerializer, 429: s.ErrorSerializer},
+        operation_id="otp_phone",
         summary="Enrol or change a phone number",
-        errors=[PhoneNumberError, RateLimited, SendBudgetExhausted],
+        description=(
+            "Sends a code to a new number; `verify/` then confirms it. Allowed while "
+            "enrolling a first phone, after a verified login, or for an anonymous session "
+            "when `INFOBIP_OTP_ANONYMOUS_PHONE_VERIFICATION` is on. Numbers outside the "
+            "allowed countries or types are refused before any SMS is sent."
+        ),
+        request=s.PhoneNumberSerializer,
+        success=(202, s.SentSerializer, "A code is on its way to the new number."),
+        errors=[*PHONE_ERRORS, *SEND_ERRORS],
+        examples=[
+            ("sent", SENT_EXAMPLE),
+        ],
     )
     def post(self, request: Request) -> Response:
         data = _valid(s.PhoneNumberSerializer, request)
-        return self.challenge_response(
-            flow.start_phone_verification(request, data["phone_number"])
-        )
+        return self.challenge_response(flow.start_phone_verification(request, data["phone_number"]))
 
 
 class VerifyView(OtpAPIView):
     """Check a code: completes the pending login, or confirms a new number."""
 
     @document(
-        request=s.PinSerializer,
-        responses={200: s.StateSerializer, 400: s.ErrorSerializer, 429: s.ErrorSerializer},
+        operation_id="otp_verify",
         summary="Verify a code",
-        errors=[NoChallenge, RateLimited],
+        description=(
+            "Checks the code of the active challenge: completes a pending login (the "
+            "session key and CSRF token change), or confirms a new number. Every failed "
+            "verification has status 400 and the same shape; only `code` and "
+            "`attempts_left` differ."
+        ),
+        request=s.PinSerializer,
+        success=(200, s.StateSerializer, "The code was right."),
+        errors=[
+            otp.InvalidPin(attempts_left=4),
+            otp.ChallengeExpired(),
+            otp.ChallengeLocked(),
+            otp.NoChallenge(),
+            otp.FactorLocked(),
+            otp.RateLimited(),
+            otp.ProviderUnavailable(),
+            otp.RateLimitUnavailable(),
+        ],
+        examples=[
+            ("login verified", {"state": "verified"}),
+            ("number confirmed", {"state": "verified", "phone": EXAMPLE_PHONE}),
+        ],
     )
     def post(self, request: Request) -> Response:
         data = _valid(s.PinSerializer, request)
