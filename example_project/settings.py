@@ -12,6 +12,7 @@ from pathlib import Path
 import environ
 
 import infobip_otp
+from infobip_otp.testing.simulator import DEFAULT_API_KEY, DEMO_APPLICATION_ID, DEMO_MESSAGE_ID
 
 BASE_DIR = Path(__file__).resolve().parent
 env = environ.Env()
@@ -114,10 +115,18 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 # infobip_otp: every INFOBIP_OTP_* setting can come from the environment.
-INFOBIP_OTP_API_KEY = env("INFOBIP_OTP_API_KEY", default="")
-INFOBIP_OTP_BASE_URL = env("INFOBIP_OTP_BASE_URL", default="")
-INFOBIP_OTP_APPLICATION_ID = env("INFOBIP_OTP_APPLICATION_ID", default="")
-INFOBIP_OTP_MESSAGE_ID = env("INFOBIP_OTP_MESSAGE_ID", default="")
+# One switch points the demo at the local simulator (`manage.py
+# infobip_otp_simulator --port 8085` in another terminal), so the real
+# InfobipBackend runs over HTTP without an Infobip account.
+DEMO_SIMULATOR_URL = env("DEMO_SIMULATOR_URL", default="")
+INFOBIP_OTP_API_KEY = env("INFOBIP_OTP_API_KEY", default=DEMO_SIMULATOR_URL and DEFAULT_API_KEY)
+INFOBIP_OTP_BASE_URL = env("INFOBIP_OTP_BASE_URL", default=DEMO_SIMULATOR_URL)
+INFOBIP_OTP_APPLICATION_ID = env(
+    "INFOBIP_OTP_APPLICATION_ID", default=DEMO_SIMULATOR_URL and DEMO_APPLICATION_ID
+)
+INFOBIP_OTP_MESSAGE_ID = env(
+    "INFOBIP_OTP_MESSAGE_ID", default=DEMO_SIMULATOR_URL and DEMO_MESSAGE_ID
+)
 # Without an API key the demo prints each SMS on the console.
 INFOBIP_OTP_BACKEND = env(
     "INFOBIP_OTP_BACKEND",

@@ -20,4 +20,6 @@ EXAMPLE_SITE = {
     "LOGIN_URL": "login",
     "LOGIN_REDIRECT_URL": "home",
     "LOGOUT_REDIRECT_URL": "login",
+    # As in the demo: the single-page demo continues the flow while pending.
+    "INFOBIP_OTP_EXEMPT_URLS": ["spa"],
 }

@@ -42,7 +42,7 @@ MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 # What a pending session may reach: the OTP pages and API, and logging out.
 ALLOWED_NAMESPACE = "infobip_otp"
-ALLOWED_VIEW_NAMES = {"logout", "admin:logout"}
+ALLOWED_VIEW_NAMES = {"logout", "admin:logout", "spa"}
 
 # A form post aimed at every view that changes an account (admin add/change,
 # password change, password reset); none of it may take effect.

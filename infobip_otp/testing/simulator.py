@@ -368,6 +368,14 @@ def _query_bool(query: Mapping[str, str], name: str, default: bool | None) -> bo
     return value.lower() == "true"
 
 
+#: What the simulator accepts by default, and the ids ``infobip_otp_simulator``
+#: gives its demo application and template, so a demo configured once keeps
+#: working after a restart (the example project's ``DEMO_SIMULATOR_URL``).
+DEFAULT_API_KEY = "sim-api-key"
+DEMO_APPLICATION_ID = "INFOBIP-OTP-DEMO-APPLICATION"
+DEMO_MESSAGE_ID = "INFOBIP-OTP-DEMO-MESSAGE"
+
+
 def _new_id() -> str:
     return secrets.token_hex(16).upper()
 
@@ -1105,7 +1113,7 @@ class SimulatorServer:
         self,
         host: str = "127.0.0.1",
         port: int = 0,
-        api_key: str = "sim-api-key",
+        api_key: str = DEFAULT_API_KEY,
         latency_ms: float = 0,
         faults: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
@@ -1408,7 +1416,7 @@ def add_arguments(parser: argparse.ArgumentParser, default_port: int = 8085) -> 
     """Add the simulator options (shared by this CLI and the management command)."""
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=default_port, help="port, 0 for any free one")
-    parser.add_argument("--api-key", default="sim-api-key", help="the key clients must send")
+    parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="the key clients must send")
     parser.add_argument("--latency-ms", type=float, default=0, help="delay added to every answer")
     parser.add_argument(
         "--fault",
@@ -1422,7 +1430,7 @@ def add_arguments(parser: argparse.ArgumentParser, default_port: int = 8085) -> 
 def build_server(
     host: str = "127.0.0.1",
     port: int = 8085,
-    api_key: str = "sim-api-key",
+    api_key: str = DEFAULT_API_KEY,
     latency_ms: float = 0,
     faults: Iterable[str] = (),
 ) -> SimulatorServer:

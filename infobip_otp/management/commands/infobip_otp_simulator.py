@@ -6,11 +6,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from infobip_otp.testing.simulator import add_arguments, build_server
-
-# Fixed ids, so a demo configured once keeps working after a restart.
-DEMO_APPLICATION_ID = "INFOBIP-OTP-DEMO-APPLICATION"
-DEMO_MESSAGE_ID = "INFOBIP-OTP-DEMO-MESSAGE"
+from infobip_otp.testing.simulator import (
+    DEMO_APPLICATION_ID,
+    DEMO_MESSAGE_ID,
+    add_arguments,
+    build_server,
+)
 
 
 class Command(BaseCommand):
