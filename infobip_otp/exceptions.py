@@ -63,7 +63,7 @@ class ChallengeExpired(VerificationFailed):
 
 
 class ChallengeLocked(VerificationFailed):
-    default_detail = _("Too many wrong codes. Request a new one.")
+    default_detail = _("Too many wrong codes. Start again to get a new code.")
     default_code = "locked"
 
 
@@ -152,6 +152,13 @@ class OtpRequired(OtpError):
     status_code = 401
     default_detail = _("Enter the code we sent you to continue.")
     default_code = "otp_required"
+
+
+class NotAuthenticated(OtpRequired):
+    """The request is anonymous where a signed-in user is needed."""
+
+    default_detail = _("Sign in first.")
+    default_code = "not_authenticated"
 
 
 class LoginExpired(OtpRequired):

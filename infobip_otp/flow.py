@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from . import ratelimits, services, signals, state
 from .conf import app_settings
-from .exceptions import NoChallenge, OtpRequired
+from .exceptions import NoChallenge, NotAuthenticated, OtpRequired
 from .models import OtpChallenge, PhoneDevice, Purpose, Status
 from .phones import mask_phone_number, normalize_phone_number
 
@@ -96,7 +96,7 @@ def require_pending(request: Any) -> None:
     """Raise unless this request's login waits for a code."""
     current = login_state(request)
     if current == ANONYMOUS:
-        raise OtpRequired()
+        raise NotAuthenticated()
     if current != state.PENDING:
         raise NoChallenge()
 
@@ -187,10 +187,14 @@ def can_change_phone(request: Any) -> bool:
     return current == state.VERIFIED
 
 
+def _require_phone_change(request: Any) -> None:
+    if not can_change_phone(request):
+        raise OtpRequired() if request.user.is_authenticated else NotAuthenticated()
+
+
 def start_phone_verification(request: Any, phone_number: str) -> OtpChallenge:
     """Send a code to a new number (enrolment, change, or anonymous sign-up check)."""
-    if not can_change_phone(request):
-        raise OtpRequired()
+    _require_phone_change(request)
     phone_number = normalize_phone_number(phone_number)
     binding = binding_key(request)
     ratelimits.check_send(request, phone_number, binding)
@@ -229,8 +233,7 @@ def verify_phone_code(request: Any, pin: str) -> OtpChallenge:
     session (``INFOBIP_OTP_ANONYMOUS_PHONE_VERIFICATION``) the verified
     number is kept in the session under ``SESSION_PHONE_KEY``.
     """
-    if not can_change_phone(request):
-        raise OtpRequired()
+    _require_phone_change(request)
     ratelimits.check_verify(request, binding_key(request))
     challenge = phone_challenge(request)
     if challenge is None:

@@ -136,7 +136,9 @@ def resend_challenge(challenge: OtpChallenge, *, request: Any = None) -> OtpChal
     """
     challenge.refresh_from_db()
     now = timezone.now()
-    if not (challenge.status == Status.FAILED or challenge.is_active(now)):
+    # A failed send or an expired code may be replaced; a locked, verified or
+    # cancelled challenge may not (that would hand out fresh guesses).
+    if challenge.status not in (Status.PENDING, Status.FAILED, Status.EXPIRED):
         raise NoChallenge()
     if challenge.sends >= app_settings.MAX_SENDS:
         raise TooManySends(retry_after=app_settings.RESEND_COOLDOWN)

@@ -14,11 +14,8 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-from django.core.management import call_command
-
-pytest.importorskip("drf_spectacular")
-
 import yaml
+from django.core.management import call_command
 from drf_spectacular.settings import patched_settings
 
 from infobip_otp import exceptions

@@ -318,3 +318,31 @@ def test_logs_carry_no_pin_or_full_number(user, caplog):
         assert pin not in dump
         assert PHONE not in dump
         assert "+44*******456" in dump
+
+
+def test_an_expired_code_can_be_replaced_but_attempts_carry_over(user, settings):
+    settings.INFOBIP_OTP_RESEND_COOLDOWN = 0
+    challenge = start(user)
+    with pytest.raises(InvalidPin):
+        services.verify_challenge(challenge, wrong_pin(locmem.last_pin()))
+    later = challenge.expires_at + timedelta(seconds=1)
+    with time_machine.travel(later, tick=False):
+        with pytest.raises(ChallengeExpired):
+            services.verify_challenge(challenge, locmem.last_pin())
+        services.resend_challenge(challenge)
+        challenge.refresh_from_db()
+        assert challenge.status == Status.PENDING
+        assert challenge.expires_at == later + timedelta(seconds=300)
+        assert challenge.attempts == 1
+        assert services.verify_challenge(challenge, locmem.last_pin()).status == Status.VERIFIED
+
+
+def test_a_locked_challenge_cannot_be_replaced(user, settings):
+    settings.INFOBIP_OTP_RESEND_COOLDOWN = 0
+    settings.INFOBIP_OTP_MAX_ATTEMPTS = 1
+    challenge = start(user)
+    with pytest.raises(ChallengeLocked):
+        services.verify_challenge(challenge, wrong_pin(locmem.last_pin()))
+    with pytest.raises(NoChallenge):
+        services.resend_challenge(challenge)
+    assert len(locmem.outbox) == 1

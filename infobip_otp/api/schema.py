@@ -161,6 +161,7 @@ def _common_errors(request: type | None) -> list[Exception]:
     """
     errors: list[Exception] = [
         otp.OtpRequired(),
+        otp.NotAuthenticated(),
         otp.LoginExpired(),
         drf.AuthenticationFailed(_("Invalid token.")),
     ]
