@@ -96,13 +96,22 @@ def refusal(request: Any, *, login_again: bool = False, error: OtpRequired | Non
     ``login_again`` sends the browser to ``LOGIN_URL`` instead of the code page;
     the redirect carries a ``next`` that is always a path on this site.
     """
-    if wants_json(request):
+    if wants_json(request) or _is_otp_api(request):
         error = error or OtpRequired()
         return JsonResponse(error.as_dict(), status=error.status_code)
     target = resolve_url(settings.LOGIN_URL) if login_again else reverse("infobip_otp:verify")
     # Only our own path goes into ``next``, so it can never point off-site.
     query = urlencode({"next": request.get_full_path()}) if request.method == "GET" else ""
     return HttpResponseRedirect(f"{target}?{query}" if query else target)
+
+
+def _is_otp_api(request: Any) -> bool:
+    """Our own API answers JSON whatever the client's Accept header says."""
+    try:
+        match = resolve(request.path_info, getattr(request, "urlconf", None))
+    except Resolver404:
+        return False
+    return "infobip_otp" in match.namespaces and (match.url_name or "").startswith("api-")
 
 
 def wants_json(request: Any) -> bool:

@@ -9,7 +9,7 @@ from django.contrib.auth import SESSION_KEY as AUTH_SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
 from django.http import HttpResponse
 from django.test import AsyncClient, Client, RequestFactory, override_settings
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.functional import SimpleLazyObject
 
 from infobip_otp import state
@@ -366,3 +366,13 @@ def test_stale_session_from_before_the_app_is_anonymous_not_an_error(client, pho
     assert response.status_code == 302
     assert response["Location"] == "/accounts/login/?next=/"
     assert AUTH_SESSION_KEY not in client.session
+
+
+def test_timed_out_login_on_the_otp_api_answers_json_whatever_the_accept_header(pending, settings):
+    settings.INFOBIP_OTP_LOGIN_TIMEOUT = 60
+    session = pending.session
+    session[state.SESSION_KEY] = {**session[state.SESSION_KEY], "since": time.time() - 61}
+    session.save()
+    response = pending.get(reverse("infobip_otp:api-status"), headers={"accept": "*/*"})
+    assert response.status_code == 401
+    assert response.json()["code"] == "login_expired"
