@@ -11,9 +11,11 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Tags, register
+from django.urls import URLResolver, get_resolver
 from django.utils.module_loading import import_string
 
 from .conf import app_settings
+from .provisioning import MAX_PIN_TTL, MIN_PIN_LENGTH, is_safe_pin_length, is_safe_pin_ttl
 
 INFOBIP_BACKEND = "infobip_otp.backends.infobip.InfobipBackend"
 LOCAL_BACKENDS = (
@@ -49,6 +51,19 @@ E007_HINT = (
     "or Memcached in production (RATELIMIT_USE_CACHE / INFOBIP_OTP_CACHE)."
 )
 
+E008_MSG = "INFOBIP_OTP_PIN_TTL must be whole seconds from 1 to {maximum}; it is {value!r}."
+E008_HINT = "A code may live at most 10 minutes; the default is 300 seconds."
+E009_MSG = "INFOBIP_OTP_PIN_LENGTH must be a whole number, at least {minimum}; it is {value!r}."
+E009_HINT = "Shorter codes can be guessed; the default is 6 digits."
+E010_MSG = (
+    "{route!r} serves DRF's ObtainAuthToken: it gives anyone with the password the user's "
+    "one token, verified for good once its owner entered a code."
+)
+E010_HINT = (
+    "Hand out a new token on every password login (delete the user's old token first), "
+    "so a token is verified only for the client that entered the code."
+)
+
 E001 = "infobip_otp.E001"
 E002 = "infobip_otp.E002"
 E003 = "infobip_otp.E003"
@@ -56,6 +71,9 @@ E004 = "infobip_otp.E004"
 E005 = "infobip_otp.E005"
 E006 = "infobip_otp.E006"
 E007 = "infobip_otp.E007"
+E008 = "infobip_otp.E008"
+E009 = "infobip_otp.E009"
+E010 = "infobip_otp.E010"
 
 REQUIRED_FOR_INFOBIP = ("BASE_URL", "API_KEY", "APPLICATION_ID", "MESSAGE_ID")
 
@@ -110,6 +128,59 @@ def check_rate_limit_cache(app_configs: Any = None, **kwargs: Any) -> list[Error
                 Error(E007_MSG.format(alias=alias, backend=backend), hint=E007_HINT, id=E007)
             )
     return errors
+
+
+@register(Tags.security)
+def check_code_policy(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """E008/E009: a code lives at most 10 minutes and has at least 6 digits.
+
+    Our own settings only: whether the Infobip application agrees is read
+    from the account by ``manage.py infobip_otp_setup --check``, never here
+    (no network calls while checks run).
+    """
+    errors = []
+    ttl = app_settings.PIN_TTL
+    if not is_safe_pin_ttl(ttl):
+        errors.append(
+            Error(E008_MSG.format(maximum=MAX_PIN_TTL, value=ttl), hint=E008_HINT, id=E008)
+        )
+    length = app_settings.PIN_LENGTH
+    if not is_safe_pin_length(length):
+        errors.append(
+            Error(E009_MSG.format(minimum=MIN_PIN_LENGTH, value=length), hint=E009_HINT, id=E009)
+        )
+    return errors
+
+
+@register(Tags.security, Tags.urls)
+def check_token_endpoints(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """E010: no URL hands out DRF's one token per user for a password alone.
+
+    ``IsOtpVerified`` counts a token as verified once a code was entered
+    with it; ``ObtainAuthToken`` returns that same token to the next
+    password login, so the password alone would get past the code.
+    """
+    if "rest_framework.authtoken" not in settings.INSTALLED_APPS:
+        return []
+    from rest_framework.authtoken.views import ObtainAuthToken
+
+    return [
+        Error(E010_MSG.format(route=route), hint=E010_HINT, id=E010)
+        for route, view_class in _routes(get_resolver().url_patterns)
+        if isinstance(view_class, type)
+        and issubclass(view_class, ObtainAuthToken)
+        and view_class.post is ObtainAuthToken.post
+    ]
+
+
+def _routes(patterns: Any, prefix: str = "") -> Any:
+    """``(route, view class or None)`` of every URL pattern, included ones too."""
+    for entry in patterns:
+        route = prefix + str(entry.pattern)
+        if isinstance(entry, URLResolver):
+            yield from _routes(entry.url_patterns, route)
+        else:
+            yield route, getattr(entry.callback, "view_class", None)
 
 
 def _is_safe_base_url(url: str) -> bool:

@@ -129,6 +129,10 @@ def send_login_code(request: Any) -> OtpChallenge:
                 # the user must sign in again rather than get fresh guesses.
                 raise NoChallenge()
             state.update(request, sent=True)
+            # Saved before sending: a failed send answers 503, Django does not
+            # save the session of a 5xx answer, and the code page would then
+            # send again on its own (SECURITY T42).
+            request.session.save()
         return _start_login(request)
     ratelimits.check_send(request, challenge.phone_number, binding_key(request))
     return services.resend_challenge(challenge, request=request)
@@ -140,7 +144,9 @@ def verify_login_code(request: Any, pin: str) -> OtpChallenge:
     ratelimits.check_verify(request, binding_key(request))
     challenge = login_challenge(request)
     if challenge is None:
-        raise NoChallenge()
+        raise services.refuse_missing_challenge(
+            purpose=Purpose.LOGIN, user=request.user, request=request
+        )
     services.verify_challenge(challenge, pin, request=request)
     if not is_token_client(request):
         state.complete(request)
@@ -237,7 +243,10 @@ def verify_phone_code(request: Any, pin: str) -> OtpChallenge:
     ratelimits.check_verify(request, binding_key(request))
     challenge = phone_challenge(request)
     if challenge is None:
-        raise NoChallenge()
+        user = request.user if request.user.is_authenticated else None
+        raise services.refuse_missing_challenge(
+            purpose=phone_purpose(request), user=user, request=request
+        )
     services.verify_challenge(challenge, pin, request=request)
     if not request.user.is_authenticated:
         request.session[SESSION_PHONE_KEY] = challenge.phone_number
@@ -253,6 +262,9 @@ def verify_phone_code(request: Any, pin: str) -> OtpChallenge:
                 "locked_at": None,
             },
         )
+        if old_phone and old_phone != challenge.phone_number:
+            # Codes already sent to the old number stop working (SECURITY T40).
+            services.cancel_open_challenges(request.user)
     signals.otp_phone_changed.send(
         sender=PhoneDevice,
         user=request.user,

@@ -53,7 +53,10 @@ def notify_repeated_failures(
     threshold = app_settings.NOTIFY_AFTER_FAILURES
     if not threshold or user is None or reason not in _COUNTED:
         return
-    device = PhoneDevice.objects.filter(user=user).first()
+    if "device" in kwargs:  # read by the service for every failure (SECURITY T31)
+        device = kwargs["device"]
+    else:
+        device = PhoneDevice.objects.filter(user=user).first()
     if device is not None and not device.is_locked and device.failure_count == threshold:
         _send_failures(user, device, request)
 

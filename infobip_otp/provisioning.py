@@ -41,16 +41,15 @@ class Provisioned(NamedTuple):
 
 def check_settings() -> None:
     """Raise ``ConfigurationError`` for settings we refuse to write to Infobip."""
-    if not app_settings.BASE_URL or not app_settings.API_KEY:
-        raise ConfigurationError("Set INFOBIP_OTP_BASE_URL and INFOBIP_OTP_API_KEY first.")
+    _require_credentials()
     ttl = app_settings.PIN_TTL
-    if not isinstance(ttl, int) or not 0 < ttl <= MAX_PIN_TTL:
+    if not is_safe_pin_ttl(ttl):
         raise ConfigurationError(
             f"INFOBIP_OTP_PIN_TTL must be 1 to {MAX_PIN_TTL} seconds (a code lives at most "
             f"10 minutes); it is {ttl!r}."
         )
     length = app_settings.PIN_LENGTH
-    if not isinstance(length, int) or length < MIN_PIN_LENGTH:
+    if not is_safe_pin_length(length):
         raise ConfigurationError(
             f"INFOBIP_OTP_PIN_LENGTH must be at least {MIN_PIN_LENGTH} digits; it is {length!r}."
         )
@@ -67,6 +66,58 @@ def check_settings() -> None:
         raise ConfigurationError(
             "INFOBIP_OTP_SEND_PER_NUMBER_LIMIT must look like 5/1d (count/time, unit ms s m h d)."
         )
+
+
+def is_safe_pin_ttl(seconds: Any) -> bool:
+    """A code lifetime we accept: whole seconds, more than 0, at most 10 minutes."""
+    return _is_whole_number(seconds) and 0 < seconds <= MAX_PIN_TTL
+
+
+def is_safe_pin_length(digits: Any) -> bool:
+    """A code length we accept: a whole number of at least 6 digits."""
+    return _is_whole_number(digits) and digits >= MIN_PIN_LENGTH
+
+
+def audit_configuration(client: InfobipClient | None = None) -> list[str]:
+    """What makes the live Infobip application or SMS template weaker than our rules.
+
+    Reads the account, writes nothing; an empty list means it is safe. Our
+    service layer enforces TTL, attempts and single use itself, so these are
+    the backstop: a PIN Infobip verifies twice, keeps for longer than 10
+    minutes or makes shorter than 6 digits (or not digits) is refused.
+    """
+    _require_credentials()
+    client = client or InfobipClient(breaker=None)
+    application = _find_application(client.list_applications(), app_settings.APPLICATION_NAME)
+    if application is None:
+        wanted = app_settings.APPLICATION_ID or app_settings.APPLICATION_NAME
+        return [f"No Infobip application {wanted!r} was found; run manage.py infobip_otp_setup."]
+    problems = []
+    configuration = application.configuration
+    multiple = configuration.get("allowMultiplePinVerifications")
+    if multiple is not False:
+        problems.append(
+            f"allowMultiplePinVerifications is {multiple!r}: a verified PIN must not verify again."
+        )
+    ttl = configuration.get("pinTimeToLive")
+    seconds = _duration(ttl)
+    if seconds is None or seconds > MAX_PIN_TTL:
+        problems.append(f"pinTimeToLive is {ttl!r}: a PIN may live at most 10 minutes.")
+    template = _find_template(
+        client.list_templates(application.application_id), app_settings.MESSAGE_TEXT
+    )
+    if template is None:
+        problems.append("No SMS template was found; run manage.py infobip_otp_setup.")
+        return problems
+    if template.pin_type != "NUMERIC":
+        problems.append(f"pinType is {template.pin_type!r}: PINs must be NUMERIC.")
+    length = template.pin_length
+    if length != app_settings.PIN_LENGTH or not is_safe_pin_length(length):
+        problems.append(
+            f"pinLength is {length!r}: it must be INFOBIP_OTP_PIN_LENGTH "
+            f"({app_settings.PIN_LENGTH}), at least {MIN_PIN_LENGTH}."
+        )
+    return problems
 
 
 def pin_time_to_live(seconds: int) -> str:
@@ -211,6 +262,15 @@ def _ensure_template(
     )
     say(f"Updated SMS template {template.message_id}: {described}")
     return updated, True
+
+
+def _is_whole_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _require_credentials() -> None:
+    if not app_settings.BASE_URL or not app_settings.API_KEY:
+        raise ConfigurationError("Set INFOBIP_OTP_BASE_URL and INFOBIP_OTP_API_KEY first.")
 
 
 def _find_application(applications: list[Application], name: str) -> Application | None:

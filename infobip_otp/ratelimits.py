@@ -12,6 +12,7 @@ import ipaddress
 import logging
 from typing import Any
 
+from django.conf import settings
 from django_ratelimit.core import get_usage
 
 from . import signals
@@ -91,6 +92,7 @@ def check(request: Any, name: str, value: str | None) -> None:
         logger.error("rate-limit cache unavailable", extra={"event": "otp.ratelimit_down"})
         raise RateLimitUnavailable() from exc
     if usage is None:
+        _not_counted()
         return
     if usage["should_limit"]:
         if usage["time_left"] < 0:
@@ -112,7 +114,7 @@ def check_send(request: Any, phone_number: str, binding: str | None) -> None:
     except RateLimited:
         logger.warning(
             "burst of sends to one number prefix",
-            extra={"event": "otp.prefix_burst", "prefix": phone_number[:_PREFIX_DIGITS + 1]},
+            extra={"event": "otp.prefix_burst", "prefix": phone_number[: _PREFIX_DIGITS + 1]},
         )
         raise
     check_budget(request)
@@ -133,7 +135,10 @@ def check_budget(request: Any) -> None:
         )
     except Exception as exc:
         raise RateLimitUnavailable() from exc
-    if usage is not None and usage["should_limit"]:
+    if usage is None:
+        _not_counted()
+        return
+    if usage["should_limit"]:
         if usage["time_left"] < 0:
             raise RateLimitUnavailable()
         logger.warning(
@@ -142,6 +147,19 @@ def check_budget(request: Any) -> None:
         )
         signals.otp_budget_exhausted.send(sender=None, budget=budget, request=request)
         raise SendBudgetExhausted()
+
+
+def _not_counted() -> None:
+    """django-ratelimit counted nothing: fine if switched off, refused if its cache failed.
+
+    ``get_usage`` answers None with ``RATELIMIT_ENABLE = False`` (a project's
+    explicit choice) and also when the cache failed quietly (django-redis with
+    ``IGNORE_EXCEPTIONS``) and ``RATELIMIT_FAIL_OPEN`` is set: that setting is
+    for the project's own views and must not make every SMS free (SECURITY T13).
+    """
+    if getattr(settings, "RATELIMIT_ENABLE", True):
+        logger.error("rate-limit cache unavailable", extra={"event": "otp.ratelimit_down"})
+        raise RateLimitUnavailable()
 
 
 def check_verify(request: Any, binding: str | None) -> None:

@@ -12,8 +12,10 @@ at most once, without holding a row lock across the provider's network call.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -43,6 +45,9 @@ logger = logging.getLogger("infobip_otp")
 
 # Statuses a resend may revive: a failed send is retried by the user, never by us.
 _RESENDABLE = (Status.PENDING, Status.FAILED)
+# The public id of no challenge (uuid4 never makes it): looked up and refused
+# like any other, so a missing challenge costs what an existing one does.
+_NO_CHALLENGE = uuid.UUID(int=0)
 
 
 def hash_session_key(session_key: str | None) -> str:
@@ -60,6 +65,7 @@ def get_active_challenge(
         OtpChallenge.objects.for_owner(
             purpose=purpose, user_id=_user_id(user), session_hash=hash_session_key(session_key)
         )
+        .select_related("user")
         .filter(status__in=_RESENDABLE, expires_at__gt=timezone.now())
         .order_by("-pk")
         .first()
@@ -72,14 +78,16 @@ def get_bound_challenge(
     """The challenge ``public_id`` only if it belongs to this user, session and purpose.
 
     Callers pass an id they stored server-side (in the session), never one
-    taken from the client.
+    taken from the client. Without an id the query still runs (SECURITY T31).
     """
-    if not public_id:
-        return None
     try:
-        return OtpChallenge.objects.for_owner(
-            purpose=purpose, user_id=_user_id(user), session_hash=hash_session_key(session_key)
-        ).get(public_id=public_id)
+        return (
+            OtpChallenge.objects.for_owner(
+                purpose=purpose, user_id=_user_id(user), session_hash=hash_session_key(session_key)
+            )
+            .select_related("user")
+            .get(public_id=public_id or _NO_CHALLENGE)
+        )
     except (OtpChallenge.DoesNotExist, ValidationError, ValueError, TypeError):
         return None
 
@@ -198,14 +206,22 @@ def verify_challenge(challenge: OtpChallenge, pin: str, *, request: Any = None) 
         attempts__lt=F("max_attempts"),
     ).update(attempts=F("attempts") + 1)
     if not claimed:
-        raise _refusal(challenge, now, request)
+        raise _refusal(challenge, now, request, user)
     challenge.refresh_from_db()
 
     try:
         outcome = get_backend().verify(challenge, _clean_pin(pin))
-    except ProviderError:
+    except ProviderError as exc:
         OtpChallenge.objects.filter(pk=challenge.pk, attempts__gt=0).update(
             attempts=F("attempts") - 1
+        )
+        logger.warning(
+            "otp verify failed",
+            extra={
+                **_audit(challenge, "verify_failed", request),
+                "provider_status": exc.http_status,
+                "provider_code": exc.provider_code,
+            },
         )
         raise
 
@@ -214,7 +230,8 @@ def verify_challenge(challenge: OtpChallenge, pin: str, *, request: Any = None) 
             status=Status.VERIFIED, verified_at=now, ended_at=now
         )
         if not consumed:
-            raise _failure(challenge, NoChallenge(), request)
+            _reload(challenge)
+            raise _failure(challenge, NoChallenge(), request, user)
         challenge.refresh_from_db()
         if user is not None:
             PhoneDevice.objects.filter(user=user).update(failure_count=0, last_used_at=now)
@@ -226,14 +243,41 @@ def verify_challenge(challenge: OtpChallenge, pin: str, *, request: Any = None) 
 
     if outcome is VerifyOutcome.EXPIRED:
         _end(challenge, Status.EXPIRED, now)
-        raise _failure(challenge, ChallengeExpired(), request)
-    if _count_user_failure(user, request):
+        raise _failure(challenge, ChallengeExpired(), request, user)
+    if _count_user_failure(challenge, user, request):
         _end(challenge, Status.LOCKED, now)
-        raise _failure(challenge, FactorLocked(), request)
+        raise _failure(challenge, FactorLocked(), request, user)
     if outcome is VerifyOutcome.EXHAUSTED or challenge.attempts >= challenge.max_attempts:
         _end(challenge, Status.LOCKED, now)
-        raise _failure(challenge, ChallengeLocked(), request)
-    raise _failure(challenge, InvalidPin(attempts_left=challenge.attempts_left), request)
+        raise _failure(challenge, ChallengeLocked(), request, user)
+    raise _failure(challenge, InvalidPin(attempts_left=challenge.attempts_left), request, user)
+
+
+def refuse_missing_challenge(
+    *, purpose: str, user: Any = None, request: Any = None
+) -> VerificationFailed:
+    """The refusal of a code sent when there is no challenge to check it against.
+
+    It goes through :func:`verify_challenge` with a stand-in challenge that has
+    no row, so it runs the statements of any refused code (against no row) and
+    a missing challenge cannot be told from a wrong, locked or expired one by
+    its timing (SECURITY T31), as Django's ``ModelBackend`` hashes a password
+    for an unknown user. Returns ``NoChallenge`` (``FactorLocked`` for a locked
+    user); ``otp_failed`` is not sent, as there is no challenge.
+    """
+    stand_in = OtpChallenge(
+        public_id=_NO_CHALLENGE,
+        user=user,
+        purpose=purpose,
+        status=Status.CANCELLED,
+        max_attempts=0,
+        expires_at=timezone.now(),
+    )
+    try:
+        verify_challenge(stand_in, "", request=request)
+    except VerificationFailed as error:
+        return error
+    raise AssertionError("a challenge without a row cannot be verified")  # pragma: no cover
 
 
 def cancel_challenge(challenge: OtpChallenge) -> None:
@@ -259,10 +303,20 @@ def remove_phone(user: Any) -> int:
     """
     with transaction.atomic():
         removed, _ = PhoneDevice.objects.filter(user=user).delete()
-        OtpChallenge.objects.filter(user=user, status__in=_RESENDABLE).update(
-            status=Status.CANCELLED, ended_at=timezone.now()
-        )
+        cancel_open_challenges(user)
     return removed
+
+
+def cancel_open_challenges(user: Any) -> int:
+    """End every open challenge of ``user``: codes already sent stop working.
+
+    For a removed or changed number (SECURITY T40): a login code sent to the
+    old number, perhaps to a stolen SIM, must not sign anyone in afterwards.
+    Returns the number of challenges ended.
+    """
+    return OtpChallenge.objects.filter(user=user, status__in=_RESENDABLE).update(
+        status=Status.CANCELLED, ended_at=timezone.now()
+    )
 
 
 def _deliver(challenge: OtpChallenge, *, resend: bool, request: Any) -> None:
@@ -297,39 +351,55 @@ def _deliver(challenge: OtpChallenge, *, resend: bool, request: Any) -> None:
     signals.otp_sent.send(sender=OtpChallenge, challenge=challenge, resend=resend, request=request)
 
 
-def _refusal(challenge: OtpChallenge, now: Any, request: Any) -> VerificationFailed:
-    """Why an attempt could not be claimed; records the terminal status it implies."""
-    challenge.refresh_from_db()
+def _refusal(challenge: OtpChallenge, now: Any, request: Any, user: Any) -> VerificationFailed:
+    """Why an attempt could not be claimed; ends a challenge whose time or attempts ran out.
+
+    Whatever the reason, the same three statements run (a read, one conditional
+    ``UPDATE`` that changes nothing unless the challenge has just run out, a
+    read), as many as a wrong code runs between its claim and its failure, so
+    the failures cannot be told apart by their timing (SECURITY T31).
+    """
+    _reload(challenge)
+    over = Status.EXPIRED if challenge.expires_at <= now else Status.LOCKED
+    OtpChallenge.objects.filter(pk=challenge.pk, status=Status.PENDING).exclude(
+        expires_at__gt=now, attempts__lt=F("max_attempts")
+    ).update(status=over, ended_at=now)
+    _reload(challenge, "status", "ended_at")
     error: VerificationFailed
-    if challenge.status == Status.PENDING and challenge.expires_at <= now:
-        _end(challenge, Status.EXPIRED, now)
+    if challenge.status == Status.EXPIRED:
         error = ChallengeExpired()
-    elif challenge.status == Status.EXPIRED:
-        error = ChallengeExpired()
-    elif challenge.status == Status.LOCKED or (
-        challenge.status == Status.PENDING and challenge.attempts >= challenge.max_attempts
-    ):
-        _end(challenge, Status.LOCKED, now)
+    elif challenge.status == Status.LOCKED:
         error = ChallengeLocked()
     else:
         error = NoChallenge()
-    return _failure(challenge, error, request)
+    return _failure(challenge, error, request, user)
 
 
 def _failure(
-    challenge: OtpChallenge, error: VerificationFailed, request: Any
+    challenge: OtpChallenge, error: VerificationFailed, request: Any, user: Any
 ) -> VerificationFailed:
-    challenge.refresh_from_db()
+    """Log and signal a refused code; the same two reads whatever the reason (T31)."""
+    _reload(challenge)
     error.attempts_left = challenge.attempts_left if challenge.status == Status.PENDING else 0
+    # Read here for every failure (receivers get it), not by the receivers for some.
+    device = PhoneDevice.objects.filter(user=user).first()
     logger.info("otp failed", extra={**_audit(challenge, "failed", request), "reason": error.code})
-    signals.otp_failed.send(
-        sender=OtpChallenge,
-        challenge=challenge,
-        user=challenge.user,
-        reason=error.code,
-        request=request,
-    )
+    if challenge.pk is not None:
+        signals.otp_failed.send(
+            sender=OtpChallenge,
+            challenge=challenge,
+            user=user,
+            reason=error.code,
+            request=request,
+            device=device,
+        )
     return error
+
+
+def _reload(challenge: OtpChallenge, *fields: str) -> None:
+    """``refresh_from_db``; a stand-in without a row (``refuse_missing_challenge``) stays as is."""
+    with contextlib.suppress(OtpChallenge.DoesNotExist):
+        challenge.refresh_from_db(fields=list(fields) or None)
 
 
 def _end(
@@ -344,7 +414,7 @@ def _end(
     challenge.refresh_from_db(fields=["status", "ended_at"])
 
 
-def _count_user_failure(user: Any, request: Any) -> bool:
+def _count_user_failure(challenge: OtpChallenge, user: Any, request: Any) -> bool:
     """Count a wrong code against the account; True when this one locked the factor."""
     if user is None:
         return False
@@ -356,7 +426,7 @@ def _count_user_failure(user: Any, request: Any) -> bool:
         device = PhoneDevice.objects.get(user=user)
         logger.warning(
             "otp factor locked",
-            extra={"event": "otp.locked", "user_id": user.pk, "phone": device.masked_phone},
+            extra={**_audit(challenge, "locked", request), "phone": device.masked_phone},
         )
         signals.otp_locked.send(sender=PhoneDevice, user=user, device=device, request=request)
     return bool(locked)

@@ -7,9 +7,11 @@ Each also carries ``request`` (None outside a request).
 
 - ``otp_sent(sender, challenge, resend)``: a code went out (first or resend).
 - ``otp_verified(sender, challenge, user)``: a code was accepted.
-- ``otp_failed(sender, challenge, user, reason)``: a code was refused;
+- ``otp_failed(sender, challenge, user, reason, device)``: a code was refused;
   ``reason`` is the error code (``invalid_pin``, ``expired``, ``locked``,
-  ``no_challenge``, ``factor_locked``).
+  ``no_challenge``, ``factor_locked``); ``device`` is the user's ``PhoneDevice``
+  as it is after this failure (None without one). Not sent when there was no
+  challenge at all.
 - ``otp_locked(sender, user, device)``: the user's SMS factor was locked after
   too many consecutive failures across challenges.
 - ``otp_budget_exhausted(sender, budget, request)``: the hourly SMS budget

@@ -12,9 +12,11 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views import View
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from . import flow, services, state, trusted_devices
 from .exceptions import FactorLocked, OtpError, OtpRequired, PhoneNumberError, RateLimited
@@ -46,6 +48,17 @@ def challenge_context(challenge: Any) -> dict[str, Any]:
     }
 
 
+def hide_secrets(view_class: Any) -> Any:
+    """Keep codes and numbers out of error reports (admin mail, DEBUG pages): T32.
+
+    Those reports show the POST data and the local variables of every frame,
+    the view's and those of everything it calls.
+    """
+    view_class = method_decorator(sensitive_variables(), name="dispatch")(view_class)
+    hide_post = sensitive_post_parameters("pin", "phone_number")
+    return method_decorator(hide_post, name="dispatch")(view_class)
+
+
 def locked_out(request: Any) -> HttpResponseRedirect:
     """The SMS factor is locked: end the session; staff must clear the lock."""
     logout(request)
@@ -53,6 +66,7 @@ def locked_out(request: Any) -> HttpResponseRedirect:
     return redirect(settings.LOGIN_URL)
 
 
+@hide_secrets
 class VerifyView(View):
     """Enter the code of a pending login; resend is ``action=resend`` on the same form."""
 
@@ -121,6 +135,7 @@ class VerifyView(View):
         return render(request, self.template_name, context)
 
 
+@hide_secrets
 class PhoneView(View):
     """Add a first phone (enrolment) or change it (needs a verified session)."""
 

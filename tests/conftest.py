@@ -9,7 +9,7 @@ def _clean_outbox_and_cache():
     locmem.outbox.clear()
     yield
     locmem.outbox.clear()
-    for cache in caches.all(initialized_only=True):
+    for cache in caches.all():
         cache.clear()
 
 

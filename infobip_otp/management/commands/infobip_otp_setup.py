@@ -14,7 +14,7 @@ from infobip_otp.exceptions import (
     ProviderRequestError,
     ProviderUnavailable,
 )
-from infobip_otp.provisioning import ensure_application_and_template
+from infobip_otp.provisioning import audit_configuration, ensure_application_and_template
 
 
 class Command(BaseCommand):
@@ -32,8 +32,20 @@ class Command(BaseCommand):
             action="store_true",
             help="Print what would be created or changed; change nothing.",
         )
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help=(
+                "Read the Infobip application and SMS template and fail if they are weaker "
+                "than the rules (a PIN verified twice, living over 10 minutes, shorter than "
+                "6 digits or not numeric); change nothing. Run it before each deployment."
+            ),
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["check"]:
+            self.check_provider()
+            return
         try:
             result = ensure_application_and_template(stdout=self.stdout, dry_run=options["dry_run"])
         except ConfigurationError as exc:
@@ -46,6 +58,19 @@ class Command(BaseCommand):
             self.stdout.write(f"INFOBIP_OTP_MESSAGE_ID={result.message_id}")
         if options["dry_run"] and result.changed:
             self.stdout.write("Dry run: nothing was changed.")
+
+    def check_provider(self) -> None:
+        try:
+            problems = audit_configuration()
+        except ConfigurationError as exc:
+            raise CommandError(str(exc)) from exc
+        except ProviderError as exc:
+            raise CommandError(describe_provider_error(exc)) from exc
+        if problems:
+            raise CommandError(
+                "The Infobip configuration is unsafe:\n" + "\n".join(f"- {p}" for p in problems)
+            )
+        self.stdout.write("The Infobip application and SMS template are safe.")
 
 
 def describe_provider_error(exc: ProviderError) -> str:
