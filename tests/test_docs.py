@@ -1,6 +1,7 @@
 """Every setting is documented, and the example project passes Django's checks."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +48,35 @@ def test_test_settings_pass_manage_py_check():
     result = run_manage("check", "--fail-level", "WARNING", settings_module="tests.settings")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def security_rows():
+    rows = {}
+    for line in (ROOT / "docs" / "security.md").read_text().splitlines():
+        match = re.match(r"\| (T\d\d) \|", line)
+        if match:
+            rows[match[1]] = line
+    return rows
+
+
+def test_every_requirement_has_a_row_without_todo():
+    rows = security_rows()
+    assert sorted(rows) == [f"T{n:02d}" for n in range(1, 51)]
+    for row in rows.values():
+        assert "todo" not in row.lower()
+        assert "tests/security/" in row or "not applicable" in row.lower()
+
+
+@pytest.mark.parametrize("requirement", sorted(security_rows()))
+def test_security_rows_name_tests_that_exist_and_carry_their_id(requirement):
+    row = security_rows()[requirement]
+    current = None
+    names = []
+    for path, name in re.findall(r"`(tests/security/[\w/]+\.py)?::(\w+)", row):
+        current = path or current
+        names.append((current, name))
+    assert names, row
+    for path, name in names:
+        source = (ROOT / path).read_text()
+        assert re.search(rf"def {name}\(", source), f"{path}::{name} does not exist"
+        assert f'security("{requirement}")' in source, f"{path} has no test tagged {requirement}"
