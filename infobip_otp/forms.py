@@ -34,6 +34,12 @@ class PinForm(forms.Form):
         if not allow_remember or app_settings.REMEMBER_DEVICE_DAYS <= 0:
             del self.fields["remember"]
 
+    def refuse(self, message: str) -> None:
+        """Show why the code was refused, with the field emptied for the next try."""
+        self.add_error("pin", message)
+        self.data = self.data.copy()
+        self.data["pin"] = ""
+
     def clean_pin(self) -> str:
         pin = "".join(self.cleaned_data["pin"].split())
         length = app_settings.PIN_LENGTH

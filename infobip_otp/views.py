@@ -102,7 +102,7 @@ class VerifyView(View):
             except FactorLocked:
                 return locked_out(request)
             except OtpError as exc:
-                form.add_error("pin", str(exc.detail))
+                form.refuse(str(exc.detail))
             else:
                 response = HttpResponseRedirect(safe_next(request))
                 if form.cleaned_data.get("remember"):

@@ -119,10 +119,12 @@ def password_login_csrf(client):
 def test_wrong_code_shows_an_error_and_attempts_left(client, phone_user):
     password_login(client)
     client.get(VERIFY_URL)
-    response = client.post(VERIFY_URL, {"pin": wrong(locmem.last_pin())})
+    typed = wrong(locmem.last_pin())
+    response = client.post(VERIFY_URL, {"pin": typed})
     assert response.status_code == 200
     html = response.content.decode()
     assert "The code is not correct." in html
+    assert typed not in html
     assert "4 attempts left" in html
     assert otp_state(client)["state"] == state.PENDING
 

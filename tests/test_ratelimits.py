@@ -202,3 +202,20 @@ def test_cache_outage_fails_closed(verified, settings):
     assert response["Retry-After"] == "30"
     assert locmem.outbox == []
     assert OtpChallenge.objects.count() == 0
+
+
+def test_counters_key_numbers_with_the_secret(verified, settings):
+    from django_ratelimit.core import get_usage
+
+    only(settings, send_phone="5/h")
+    assert post(verified, PHONE_URL, {"phone_number": "+447400123456"}).status_code == 202
+    request = RequestFactory().get("/")
+
+    def count(value):
+        usage = get_usage(
+            request, group="infobip_otp.send_phone", key=lambda g, r: value, rate="5/h"
+        )
+        return usage["count"]
+
+    assert count("+447400123456") == 0
+    assert count(ratelimits._keyed("+447400123456")) == 1
