@@ -120,10 +120,12 @@ def send_first_login_code(request: Any) -> OtpChallenge | None:
 def send_login_code(request: Any) -> OtpChallenge:
     """First code if none went out yet, otherwise a resend after the cooldown."""
     require_pending(request)
-    challenge = login_challenge(request)
+    current = state.get_state(request) or {}
+    # A session login's first send has no challenge yet: nothing to look up.
+    first = not is_token_client(request) and not current.get("challenge")
+    challenge = None if first else login_challenge(request)
     if challenge is None:
         if not is_token_client(request):
-            current = state.get_state(request) or {}
             if current.get("sent") and current.get("challenge"):
                 # The login's challenge ended (locked, expired, cancelled):
                 # the user must sign in again rather than get fresh guesses.

@@ -232,7 +232,8 @@ def verify_challenge(challenge: OtpChallenge, pin: str, *, request: Any = None) 
         if not consumed:
             _reload(challenge)
             raise _failure(challenge, NoChallenge(), request, user)
-        challenge.refresh_from_db()
+        # Exactly what the UPDATE wrote: no need to read the row back.
+        challenge.status, challenge.verified_at, challenge.ended_at = Status.VERIFIED, now, now
         if user is not None:
             PhoneDevice.objects.filter(user=user).update(failure_count=0, last_used_at=now)
         logger.info("otp verified", extra=_audit(challenge, "verified", request))

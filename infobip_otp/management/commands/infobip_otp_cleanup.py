@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from infobip_otp.conf import app_settings
 from infobip_otp.maintenance import (
+    DEFAULT_BATCH_SIZE,
     DURATION_FORMS,
     format_duration,
     parse_duration_arg,
@@ -36,9 +37,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch-size",
             type=int,
-            default=1000,
+            default=DEFAULT_BATCH_SIZE,
             metavar="N",
-            help=f"Rows per DELETE, 1 to {MAX_BATCH_SIZE} (default 1000).",
+            help=f"Rows per DELETE, 1 to {MAX_BATCH_SIZE} (default {DEFAULT_BATCH_SIZE}).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
