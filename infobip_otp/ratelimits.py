@@ -81,25 +81,32 @@ def check(request: Any, name: str, value: str | None) -> None:
     limit = rate(name)
     if limit is None or not value:
         return
+    retry_after = _count(request, f"infobip_otp.{name}", value, limit)
+    if retry_after is not None:
+        raise RateLimited(retry_after=retry_after)
+
+
+def _count(request: Any, group: str, value: str, limit: str) -> int | None:
+    """Count one request; seconds until the window ends when over ``limit``, else None.
+
+    Any cache failure refuses the request rather than letting it go unlimited.
+    """
     try:
         usage = get_usage(
-            request,
-            group=f"infobip_otp.{name}",
-            key=lambda group, req: value,
-            rate=limit,
-            increment=True,
+            request, group=group, key=lambda group, req: value, rate=limit, increment=True
         )
-    except Exception as exc:  # any cache failure: refuse rather than go unlimited
+    except Exception as exc:
         logger.error("rate-limit cache unavailable", extra={"event": "otp.ratelimit_down"})
         raise RateLimitUnavailable() from exc
     if usage is None:
         _not_counted()
-        return
-    if usage["should_limit"]:
-        if usage["time_left"] < 0:
-            # django-ratelimit reports a failed cache read/write this way.
-            raise RateLimitUnavailable()
-        raise RateLimited(retry_after=usage["time_left"])
+        return None
+    if not usage["should_limit"]:
+        return None
+    if usage["time_left"] < 0:
+        # django-ratelimit reports a failed cache read/write this way.
+        raise RateLimitUnavailable()
+    return int(usage["time_left"])
 
 
 def check_send(request: Any, phone_number: str, binding: str | None) -> None:
@@ -136,22 +143,7 @@ def check_budget(request: Any) -> None:
     budget = app_settings.SEND_BUDGET
     if not budget:
         return
-    try:
-        usage = get_usage(
-            request,
-            group="infobip_otp.send_budget",
-            key=lambda group, req: "all",
-            rate=f"{int(budget)}/h",
-            increment=True,
-        )
-    except Exception as exc:
-        raise RateLimitUnavailable() from exc
-    if usage is None:
-        _not_counted()
-        return
-    if usage["should_limit"]:
-        if usage["time_left"] < 0:
-            raise RateLimitUnavailable()
+    if _count(request, "infobip_otp.send_budget", "all", f"{int(budget)}/h") is not None:
         logger.warning(
             "hourly SMS budget exhausted",
             extra={"event": "otp.budget_exhausted", "budget": budget},
