@@ -37,8 +37,7 @@ class PinForm(forms.Form):
     def refuse(self, message: str) -> None:
         """Show why the code was refused, with the field emptied for the next try."""
         self.add_error("pin", message)
-        self.data = self.data.copy()
-        self.data["pin"] = ""
+        self.data = {**self.data, "pin": ""}
 
     def clean_pin(self) -> str:
         pin = "".join(self.cleaned_data["pin"].split())
