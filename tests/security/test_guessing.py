@@ -399,7 +399,7 @@ def test_parallel_right_codes_elevate_exactly_one_session(live_pending, settings
     challenge = OtpChallenge.objects.get()
     assert challenge.status == Status.VERIFIED
     assert challenge.verified_at is not None
-    assert 1 <= live_pending.infobip.request_count("verify") <= copies
+    assert 0 < live_pending.infobip.request_count("verify") <= copies
 
 
 # --- T12 ----------------------------------------------------------------------
@@ -561,7 +561,7 @@ def test_verifying_again_inside_the_rate_window_costs_no_attempt_and_no_provider
 
     assert hurried.status_code == 429
     assert hurried.json()["code"] == "rate_limited"
-    assert 1 <= int(hurried["Retry-After"]) <= 60
+    assert 0 < int(hurried["Retry-After"]) <= 60
     assert lax_infobip.request_count("verify") == 2
     challenge = OtpChallenge.objects.get()
     assert (challenge.attempts, challenge.status) == (2, Status.PENDING)
