@@ -11,7 +11,6 @@ from django.contrib.auth import logout
 from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -38,13 +37,10 @@ def challenge_context(challenge: Any) -> dict[str, Any]:
     """What the pages show about a challenge (masked number, time and attempts left)."""
     if challenge is None:
         return {"challenge": None}
-    now = timezone.now()
     return {
+        **services.challenge_summary(challenge),
         "challenge": challenge,
         "masked_phone": challenge.masked_phone,
-        "attempts_left": challenge.attempts_left,
-        "expires_in": max(0, int((challenge.expires_at - now).total_seconds())),
-        "resend_in": services.resend_wait(challenge, now),
     }
 
 
@@ -55,7 +51,7 @@ def hide_secrets(view_class: Any) -> Any:
     the view's and those of everything it calls.
     """
     view_class = method_decorator(sensitive_variables(), name="dispatch")(view_class)
-    hide_post = sensitive_post_parameters("pin", "phone_number")
+    hide_post = sensitive_post_parameters("pin", "phone_number", "password")
     return method_decorator(hide_post, name="dispatch")(view_class)
 
 

@@ -67,14 +67,9 @@ class LoginSerializer(serializers.Serializer):
     )
 
 
-class ChallengeSerializer(serializers.Serializer):
-    purpose = serializers.ChoiceField(
-        choices=Purpose.choices,
-        help_text=_(
-            "What the code is for: `login`, `enroll` (a first phone) or `verify_phone` "
-            "(a new number)."
-        ),
-    )
+# Time and attempts left of the current code, shared by status and send (a
+# comment, not a docstring: drf-spectacular would copy it into both schemas).
+class CodeTimingSerializer(serializers.Serializer):
     expires_in = serializers.IntegerField(
         min_value=0, help_text=_("Seconds until the code expires.")
     )
@@ -83,6 +78,16 @@ class ChallengeSerializer(serializers.Serializer):
     )
     resend_in = serializers.IntegerField(
         min_value=0, help_text=_("Seconds until a new code may be requested (0: now).")
+    )
+
+
+class ChallengeSerializer(CodeTimingSerializer):
+    purpose = serializers.ChoiceField(
+        choices=Purpose.choices,
+        help_text=_(
+            "What the code is for: `login`, `enroll` (a first phone) or `verify_phone` "
+            "(a new number)."
+        ),
     )
 
 
@@ -97,17 +102,8 @@ class StatusSerializer(serializers.Serializer):
     )
 
 
-class SentSerializer(serializers.Serializer):
+class SentSerializer(CodeTimingSerializer):
     phone = serializers.CharField(help_text=_("Masked number the code went to."))
-    expires_in = serializers.IntegerField(
-        min_value=0, help_text=_("Seconds until the code expires.")
-    )
-    resend_in = serializers.IntegerField(
-        min_value=0, help_text=_("Seconds until a new code may be requested.")
-    )
-    attempts_left = serializers.IntegerField(
-        min_value=0, help_text=_("Wrong codes still accepted before the challenge locks.")
-    )
 
 
 class StateSerializer(serializers.Serializer):

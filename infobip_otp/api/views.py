@@ -14,7 +14,6 @@ from django.contrib.auth import authenticate, login
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import ensure_csrf_cookie
-from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from rest_framework import exceptions, status
 from rest_framework.authentication import CSRFCheck, SessionAuthentication
 from rest_framework.permissions import AllowAny
@@ -28,6 +27,7 @@ from ..exceptions import InvalidCredentials, OtpError
 from ..phones import mask_phone_number
 from ..ratelimits import check_login
 from ..services import challenge_summary
+from ..views import hide_secrets
 from . import serializers as s
 from .errors import error_body, retry_after
 from .schema import document
@@ -62,11 +62,7 @@ def _enforce_csrf(request: Request) -> None:
         raise exceptions.PermissionDenied(f"CSRF Failed: {reason}")
 
 
-# Error reports (the admin mail, a DEBUG page, the template engine's debug log)
-# show a request's POST data and every frame's local variables: hide the code,
-# the number and the password in the views and in everything they call (T32).
-@method_decorator(sensitive_post_parameters("pin", "phone_number", "password"), name="dispatch")
-@method_decorator(sensitive_variables(), name="dispatch")
+@hide_secrets
 class OtpAPIView(APIView):
     """Base: our authentication, CSRF for session clients, one error shape."""
 
