@@ -150,15 +150,74 @@ def baseline_verify(request: Any) -> Any:
     return _provider(f"/2fa/2/pin/{body['pinId']}/verify", {"pin": body["pin"]})
 
 
+def _floor_views() -> tuple[Any, Any]:
+    """The least a correct session-bound SMS step can do with Django and DRF.
+
+    Session authentication with CSRF, a signed-in user, the user's number read
+    from the database, the provider's pin id kept in the session, and on a
+    right code the session key rotated (as ``login()`` does). No rate limits,
+    no challenge rows, no lockout, no audit: what any hand-written version of
+    the two calls costs before it does anything of its own.
+    """
+    from rest_framework.authentication import SessionAuthentication
+    from rest_framework.permissions import IsAuthenticated
+    from rest_framework.response import Response
+    from rest_framework.views import APIView
+
+    from infobip_otp.models import PhoneDevice
+
+    class FloorView(APIView):
+        authentication_classes = [SessionAuthentication]
+        permission_classes = [IsAuthenticated]
+        throttle_classes: list[Any] = []
+
+    class FloorSend(FloorView):
+        def post(self, request: Any) -> Any:
+            from django.conf import settings
+
+            number = (
+                PhoneDevice.objects.filter(user=request.user)
+                .values_list("phone_number", flat=True)
+                .get()
+            )
+            answer = _provider(
+                "/2fa/2/pin",
+                {
+                    "applicationId": settings.INFOBIP_OTP_APPLICATION_ID,
+                    "messageId": settings.INFOBIP_OTP_MESSAGE_ID,
+                    "to": number.lstrip("+"),
+                },
+            )
+            request.session["floor_pin_id"] = json.loads(answer.content)["pinId"]
+            return Response({"sent": True}, status=202)
+
+    class FloorVerify(FloorView):
+        def post(self, request: Any) -> Any:
+            pin_id = request.session["floor_pin_id"]
+            answer = json.loads(
+                _provider(f"/2fa/2/pin/{pin_id}/verify", {"pin": request.data["pin"]}).content
+            )
+            if not answer.get("verified"):
+                return Response({"verified": False}, status=400)
+            request.session.cycle_key()
+            request.session["floor_verified"] = True
+            return Response({"verified": True})
+
+    return FloorSend.as_view(), FloorVerify.as_view()
+
+
 def _urlpatterns() -> list[Any]:
     from django.urls import include, path
     from django.views.decorators.csrf import csrf_exempt
 
+    floor_send, floor_verify = _floor_views()
     return [
         path("page/", page),
         path("page-django-otp/", page_django_otp),
         path("baseline/send/", csrf_exempt(baseline_send)),
         path("baseline/verify/", csrf_exempt(baseline_verify)),
+        path("floor/send/", floor_send),
+        path("floor/verify/", floor_verify),
         path("otp/", include("infobip_otp.urls")),
     ]
 

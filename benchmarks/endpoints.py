@@ -10,7 +10,13 @@ The simulator answers after ``--latency-ms``. Each round signs a user in
   simulator sent (the whole app: DRF, session, rate limits, breaker, challenge
   rows, the Infobip client);
 - a minimal view making the same single provider call with ``requests``
-  (``POST /2fa/2/pin``, then ``POST /2fa/2/pin/{pinId}/verify``).
+  (``POST /2fa/2/pin``, then ``POST /2fa/2/pin/{pinId}/verify``): the
+  baseline of the target;
+- the hand-written floor (``benchmarks._common._floor_views``): DRF views
+  with session authentication that read the user's number, keep the pin id in
+  the session and rotate the session key on a right code, and nothing else.
+  It shows what any Django + DRF version of the two calls costs on this
+  machine before doing anything of its own.
 
 Requests go through Django's test client (the WSGI handler in process, no
 network between client and app). PostgreSQL (database
@@ -96,7 +102,14 @@ def run(simulator: Simulator, database_url: str, options: argparse.Namespace) ->
         PhoneDevice.objects.create(user=user, phone_number=phone_number(index))
         users.append(user)
 
-    times: dict[str, list[float]] = {"send": [], "verify": [], "base_send": [], "base_verify": []}
+    times: dict[str, list[float]] = {
+        "send": [],
+        "verify": [],
+        "floor_send": [],
+        "floor_verify": [],
+        "base_send": [],
+        "base_verify": [],
+    }
     queries: dict[str, tuple[int, int]] = {}
 
     def ours(client: Client, number: str, record: bool) -> None:
@@ -143,20 +156,33 @@ def run(simulator: Simulator, database_url: str, options: argparse.Namespace) ->
         if record:
             times["base_verify"].append(elapsed)
 
-    client, baseline_client = Client(), Client()
+    def floor(client: Client, number: str, record: bool) -> None:
+        for call, body, expected in (("send", {}, 202), ("verify", None, 200)):
+            if body is None:
+                body = {"pin": simulator.last_pin(number)["pin"]}
+            with count_queries() as statements:
+                started = time.perf_counter()
+                response = client.post(f"/floor/{call}/", body, content_type="application/json")
+                elapsed = time.perf_counter() - started
+            assert response.status_code == expected, response.content
+            if record:
+                times[f"floor_{call}"].append(elapsed)
+            queries[f"floor_{call}"] = (len(statements), framework_queries(statements))
+
+    client, baseline_client, floor_client = Client(), Client(), Client()
     began = time.perf_counter()
     for round_no, user in enumerate(users):
         record = round_no > 0  # the first round warms imports, connections and caches
         client.cookies.clear()
         client.force_login(user)  # pending: the user has a confirmed phone
+        floor_client.cookies.clear()
+        floor_client.force_login(user)
         number = phone_number(round_no)
         gc.collect()
-        if round_no % 2:
-            ours(client, number, record)
-            baseline(baseline_client, number, record)
-        else:
-            baseline(baseline_client, number, record)
-            ours(client, number, record)
+        variants = [(ours, client), (floor, floor_client), (baseline, baseline_client)]
+        shift = round_no % len(variants)  # each goes first, second and last in turn
+        for variant, its_client in variants[shift:] + variants[:shift]:
+            variant(its_client, number, record)
     elapsed = time.perf_counter() - began
 
     print(machine() + f" PostgreSQL {postgres_version()}")
@@ -171,12 +197,23 @@ def run(simulator: Simulator, database_url: str, options: argparse.Namespace) ->
             f"  {key:12} {median(times[key]) * 1000:7.2f} ms   {q_all:2} queries"
             f" ({q_framework} session+user, {q_all - q_framework} infobip_otp)"
         )
+
+    def compare(call: str, against: str) -> tuple[float, float]:
+        pairs = list(zip(times[call], times[against], strict=True))
+        return median(x / y for x, y in pairs), median(x - y for x, y in pairs) * 1000
+
     for call in ("send", "verify"):
-        ratio = median(x / y for x, y in zip(times[call], times[f"base_{call}"], strict=True))
-        overhead = median(x - y for x, y in zip(times[call], times[f"base_{call}"], strict=True))
+        floor_ratio, floor_extra = compare(f"floor_{call}", f"base_{call}")
+        over_floor, over_floor_ms = compare(call, f"floor_{call}")
+        print(
+            f"{call}: floor/baseline {floor_ratio:.3f} (+{floor_extra:.2f} ms), "
+            f"ours/floor {over_floor:.3f} (+{over_floor_ms:.2f} ms)"
+        )
+    for call in ("send", "verify"):
+        ratio, overhead = compare(call, f"base_{call}")
         q_all, q_framework = queries[call]
         print(
-            f"{call}: ratio {ratio:.3f} (target <= 1.15), +{overhead * 1000:.2f} ms, "
+            f"{call}: ratio {ratio:.3f} (target <= 1.15), +{overhead:.2f} ms, "
             f"{q_all} queries ({q_all - q_framework} infobip_otp) (target <= 6)"
         )
 

@@ -219,3 +219,96 @@ def test_counters_key_numbers_with_the_secret(verified, settings):
 
     assert count("+447400123456") == 0
     assert count(ratelimits._keyed("+447400123456")) == 1
+
+
+def usage_count(group, value, rate):
+    """What django-ratelimit's own ``get_usage`` reads for a counter (not counting)."""
+    from django_ratelimit.core import get_usage
+
+    request = RequestFactory().get("/")
+    usage = get_usage(request, group=f"infobip_otp.{group}", key=lambda g, r: value, rate=rate)
+    return usage["count"]
+
+
+SEND_LIMITS = ("send_ip", "send_user", "send_session", "send_phone", "send_prefix")
+
+
+def test_a_send_is_counted_in_every_limit_and_the_budget(verified, settings, user):
+    only(settings, **dict.fromkeys(SEND_LIMITS, "100/h"))
+    settings.INFOBIP_OTP_SEND_BUDGET = 100
+    number = "+447400123456"
+
+    assert post(verified, PHONE_URL, {"phone_number": number}).status_code == 202
+
+    # Counted in django-ratelimit's own keys, whichever path counted them.
+    assert usage_count("send_ip", "127.0.0.1", "100/h") == 1
+    assert usage_count("send_user", str(user.pk), "100/h") == 1
+    assert usage_count("send_phone", ratelimits._keyed(number), "100/h") == 1
+    assert usage_count("send_prefix", ratelimits._keyed(number[:8]), "100/h") == 1
+    assert usage_count("send_budget", "all", "100/h") == 1
+
+
+def test_a_refused_send_spends_no_later_limit_nor_the_budget(verified, settings):
+    """One client over its own limit cannot use up a number's sends or everyone's budget."""
+    only(settings, send_ip="1/h", send_phone="5/h")
+    settings.INFOBIP_OTP_SEND_BUDGET = 100
+    number = "+447400123456"
+
+    assert post(verified, PHONE_URL, {"phone_number": number}).status_code == 202
+    for _ in range(3):
+        assert_limited(post(verified, PHONE_URL, {"phone_number": number}))
+
+    assert usage_count("send_ip", "127.0.0.1", "1/h") == 4
+    assert usage_count("send_phone", ratelimits._keyed(number), "5/h") == 1
+    assert usage_count("send_budget", "all", "100/h") == 1
+    assert len(locmem.outbox) == 1
+
+
+def test_a_redis_cache_counts_all_limits_in_one_round_trip(verified, settings, monkeypatch):
+    """Six counters, one script on Redis; django-ratelimit's ``get_usage`` per limit elsewhere."""
+    from django.core.cache import caches
+
+    only(settings, **dict.fromkeys(SEND_LIMITS, "100/h"))
+    settings.INFOBIP_OTP_SEND_BUDGET = 100
+    round_trips = []
+    count_in_redis, get_usage = ratelimits._count_in_redis, ratelimits.get_usage
+
+    def script(client, cache, limits):
+        round_trips.append(("script", len(limits)))
+        return count_in_redis(client, cache, limits)
+
+    def one_limit(*args, **kwargs):
+        round_trips.append(("get_usage", 1))
+        return get_usage(*args, **kwargs)
+
+    monkeypatch.setattr(ratelimits, "_count_in_redis", script)
+    monkeypatch.setattr(ratelimits, "get_usage", one_limit)
+
+    assert post(verified, PHONE_URL, {"phone_number": "+447400123456"}).status_code == 202
+
+    if ratelimits._redis_client(caches["default"]) is not None:
+        assert round_trips == [("script", 6)]
+    else:
+        assert settings.CACHES["default"]["BACKEND"].endswith("LocMemCache")
+        assert round_trips == [("get_usage", 1)] * 6
+
+
+def test_django_redis_counts_through_the_raw_client(settings):
+    """django-redis's default client qualifies; its sharded client does not (keys spread)."""
+    from django.core.cache import caches
+
+    settings.CACHES = {
+        **settings.CACHES,
+        "plain": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"},
+        "sharded": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": ["redis://127.0.0.1:1/0", "redis://127.0.0.1:2/0"],
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.ShardClient"},
+        },
+        "memory": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    }
+    import redis
+
+    assert isinstance(ratelimits._redis_client(caches["plain"]), redis.Redis)
+    assert ratelimits._redis_client(caches["sharded"]) is None
+    assert ratelimits._redis_client(caches["memory"]) is None
