@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from . import ratelimits, services, signals, state
 from .conf import app_settings
-from .exceptions import NoChallenge, NotAuthenticated, OtpRequired
+from .exceptions import NoChallenge, NotAuthenticated, OtpRequired, ProviderError
 from .models import OtpChallenge, PhoneDevice, Purpose, Status
 from .phones import mask_phone_number, normalize_phone_number
 
@@ -110,10 +110,10 @@ def send_first_login_code(request: Any) -> OtpChallenge | None:
     current = state.get_state(request) or {}
     if current.get("sent"):
         return login_challenge(request)
-    # Recorded before sending, so a reload during a slow or failing send
-    # cannot trigger a second SMS.
+    # Recorded before anything else, so a reload during a slow or failing
+    # send, or after a refused one, cannot trigger a second SMS.
     state.update(request, sent=True)
-    request.session.save()
+    save_session(request)
     return _start_login(request)
 
 
@@ -125,16 +125,10 @@ def send_login_code(request: Any) -> OtpChallenge:
     first = not is_token_client(request) and not current.get("challenge")
     challenge = None if first else login_challenge(request)
     if challenge is None:
-        if not is_token_client(request):
-            if current.get("sent") and current.get("challenge"):
-                # The login's challenge ended (locked, expired, cancelled):
-                # the user must sign in again rather than get fresh guesses.
-                raise NoChallenge()
-            state.update(request, sent=True)
-            # Saved before sending: a failed send answers 503, Django does not
-            # save the session of a 5xx answer, and the code page would then
-            # send again on its own (SECURITY T42).
-            request.session.save()
+        if not is_token_client(request) and current.get("sent") and current.get("challenge"):
+            # The login's challenge ended (locked, expired, cancelled):
+            # the user must sign in again rather than get fresh guesses.
+            raise NoChallenge()
         return _start_login(request)
     ratelimits.check_send(request, challenge.phone_number, binding_key(request))
     return services.resend_challenge(challenge, request=request)
@@ -156,21 +150,58 @@ def verify_login_code(request: Any, pin: str) -> OtpChallenge:
 
 
 def _start_login(request: Any) -> OtpChallenge:
-    phone = state.get_user_phone(request.user)
+    phone, locked = state.get_user_factor(request.user)
     if not phone:
         raise NoChallenge()
     binding = binding_key(request)
     ratelimits.check_send(request, phone, binding)
-    challenge = services.start_challenge(
-        phone_number=phone,
-        purpose=Purpose.LOGIN,
-        user=request.user,
-        session_key=binding,
-        request=request,
-    )
-    if not is_token_client(request):
-        state.update(request, challenge=str(challenge.public_id))
-    return challenge
+    if is_token_client(request):
+        return services.start_challenge(
+            phone_number=phone,
+            purpose=Purpose.LOGIN,
+            user=request.user,
+            session_key=binding,
+            request=request,
+            factor_locked=locked,
+        )
+
+    def record(challenge: OtpChallenge) -> None:
+        # Saved before sending: a failed send answers 503, Django does not
+        # save the session of a 5xx answer, and the code page would then
+        # send again on its own (SECURITY T42).
+        state.update(request, sent=True, challenge=str(challenge.public_id))
+        save_session(request)
+
+    try:
+        return services.start_challenge(
+            phone_number=phone,
+            purpose=Purpose.LOGIN,
+            user=request.user,
+            session_key=binding,
+            request=request,
+            factor_locked=locked,
+            before_send=record,
+        )
+    except ProviderError:
+        # The send failed: the next send starts afresh (the code was sent, or
+        # tried, so a reload still sends nothing on its own).
+        state.update(request, challenge=None)
+        save_session(request)
+        raise
+
+
+def save_session(request: Any) -> None:
+    """Write the session now; the response then writes it again only if it changes.
+
+    Django's ``SessionMiddleware`` saves every modified session after the
+    view: a second write of the same data. A session without a key yet keeps
+    its ``modified`` flag, so its cookie is still set.
+    """
+    session = request.session
+    had_key = session.session_key is not None
+    session.save()
+    if had_key:
+        session.modified = False
 
 
 def phone_purpose(request: Any) -> str:

@@ -16,12 +16,13 @@ import contextlib
 import hashlib
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from . import signals
@@ -99,6 +100,8 @@ def start_challenge(
     user: Any = None,
     session_key: str | None = None,
     request: Any = None,
+    factor_locked: bool | None = None,
+    before_send: Callable[[OtpChallenge], None] | None = None,
 ) -> OtpChallenge:
     """Create a challenge for this owner and purpose, replacing any earlier one, and send.
 
@@ -106,9 +109,14 @@ def start_challenge(
     call), ``FactorLocked`` for a locked user and ``ProviderError`` when the
     send failed (the challenge is then kept as ``failed``; a user resend may
     revive it and counts against the limits).
+
+    ``factor_locked`` is the user's lock as the caller just read it (None:
+    read it here). ``before_send`` is called with the stored challenge right
+    before the provider call, for state that must be saved before an SMS can
+    go out.
     """
     phone_number = normalize_phone_number(phone_number)
-    if user is not None and is_factor_locked(user):
+    if user is not None and (is_factor_locked(user) if factor_locked is None else factor_locked):
         raise FactorLocked()
     now = timezone.now()
     session_hash = hash_session_key(session_key)
@@ -131,6 +139,8 @@ def start_challenge(
         ).filter(status__in=_RESENDABLE, pk__lt=challenge.pk).update(
             status=Status.CANCELLED, ended_at=now
         )
+    if before_send is not None:
+        before_send(challenge)
     _deliver(challenge, resend=False, request=request)
     return challenge
 
@@ -196,18 +206,24 @@ def verify_challenge(challenge: OtpChallenge, pin: str, *, request: Any = None) 
     verifies and does not count as the user's attempt.
     """
     user = challenge.user
-    if user is not None and is_factor_locked(user):
-        raise FactorLocked()
     now = timezone.now()
-    claimed = OtpChallenge.objects.filter(
+    claim = OtpChallenge.objects.filter(
         pk=challenge.pk,
         status=Status.PENDING,
         expires_at__gt=now,
         attempts__lt=F("max_attempts"),
-    ).update(attempts=F("attempts") + 1)
-    if not claimed:
+    )
+    if user is not None:
+        # A locked factor claims nothing; the refusal then reads the lock from
+        # the device row it reads on every failure.
+        claim = claim.exclude(
+            Exists(PhoneDevice.objects.filter(user=OuterRef("user"), locked_at__isnull=False))
+        )
+    if not claim.update(attempts=F("attempts") + 1):
         raise _refusal(challenge, now, request, user)
-    challenge.refresh_from_db()
+    # This request's attempt; one counted meanwhile by a parallel request shows
+    # in the figures of the next answer (the claim itself is exact).
+    challenge.attempts += 1
 
     try:
         outcome = get_backend().verify(challenge, _clean_pin(pin))
@@ -355,35 +371,37 @@ def _deliver(challenge: OtpChallenge, *, resend: bool, request: Any) -> None:
 def _refusal(challenge: OtpChallenge, now: Any, request: Any, user: Any) -> VerificationFailed:
     """Why an attempt could not be claimed; ends a challenge whose time or attempts ran out.
 
-    Whatever the reason, the same three statements run (a read, one conditional
-    ``UPDATE`` that changes nothing unless the challenge has just run out, a
-    read), as many as a wrong code runs between its claim and its failure, so
-    the failures cannot be told apart by their timing (SECURITY T31).
+    Whatever the reason, the same statements run (a read, one conditional
+    ``UPDATE`` that changes nothing unless the challenge has just run out,
+    then :func:`_failure`'s two reads), as many as a wrong code runs after
+    its claim, so the failures cannot be told apart by their timing
+    (SECURITY T31). The reason is taken from :func:`_failure`'s read, which
+    also sees a challenge that a parallel request ended meanwhile.
     """
     _reload(challenge)
     over = Status.EXPIRED if challenge.expires_at <= now else Status.LOCKED
     OtpChallenge.objects.filter(pk=challenge.pk, status=Status.PENDING).exclude(
         expires_at__gt=now, attempts__lt=F("max_attempts")
     ).update(status=over, ended_at=now)
-    _reload(challenge, "status", "ended_at")
-    error: VerificationFailed
-    if challenge.status == Status.EXPIRED:
-        error = ChallengeExpired()
-    elif challenge.status == Status.LOCKED:
-        error = ChallengeLocked()
-    else:
-        error = NoChallenge()
-    return _failure(challenge, error, request, user)
+    return _failure(challenge, None, request, user)
 
 
 def _failure(
-    challenge: OtpChallenge, error: VerificationFailed, request: Any, user: Any
+    challenge: OtpChallenge, error: VerificationFailed | None, request: Any, user: Any
 ) -> VerificationFailed:
-    """Log and signal a refused code; the same two reads whatever the reason (T31)."""
+    """Log and signal a refused code; the same two reads whatever the reason (T31).
+
+    A locked factor answers ``FactorLocked`` whatever else was wrong.
+    """
     _reload(challenge)
-    error.attempts_left = challenge.attempts_left if challenge.status == Status.PENDING else 0
+    if error is None:
+        error = _ended_by(challenge)
     # Read here for every failure (receivers get it), not by the receivers for some.
     device = PhoneDevice.objects.filter(user=user).first()
+    if device is not None and device.locked_at is not None and not isinstance(error, FactorLocked):
+        error = FactorLocked()
+    usable = challenge.status == Status.PENDING and not isinstance(error, FactorLocked)
+    error.attempts_left = challenge.attempts_left if usable else 0
     logger.info("otp failed", extra={**_audit(challenge, "failed", request), "reason": error.code})
     if challenge.pk is not None:
         signals.otp_failed.send(
@@ -395,6 +413,15 @@ def _failure(
             device=device,
         )
     return error
+
+
+def _ended_by(challenge: OtpChallenge) -> VerificationFailed:
+    """The refusal a challenge's status calls for when no attempt could be claimed."""
+    if challenge.status == Status.EXPIRED:
+        return ChallengeExpired()
+    if challenge.status == Status.LOCKED:
+        return ChallengeLocked()
+    return NoChallenge()
 
 
 def _reload(challenge: OtpChallenge, *fields: str) -> None:

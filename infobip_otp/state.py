@@ -114,3 +114,20 @@ def get_user_phone(user: Any) -> str | None:
     from .models import PhoneDevice
 
     return PhoneDevice.objects.filter(user=user).values_list("phone_number", flat=True).first()
+
+
+def get_user_factor(user: Any) -> tuple[str | None, bool | None]:
+    """The user's number and whether their factor is locked, read together.
+
+    One statement where a send would otherwise read the number and then the
+    lock. The lock is None (unknown: ask ``services.is_factor_locked``) when
+    ``PHONE_GETTER`` supplies the number.
+    """
+    if app_settings.PHONE_GETTER:
+        return get_user_phone(user), None
+    from .models import PhoneDevice
+
+    row = PhoneDevice.objects.filter(user=user).values_list("phone_number", "locked_at").first()
+    if row is None:
+        return None, None
+    return row[0] or None, row[1] is not None
