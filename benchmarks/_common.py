@@ -150,7 +150,7 @@ def baseline_verify(request: Any) -> Any:
     return _provider(f"/2fa/2/pin/{body['pinId']}/verify", {"pin": body["pin"]})
 
 
-def _floor_views() -> tuple[Any, Any]:
+def _floor_views() -> tuple[Any, Any, Any]:
     """The least a correct session-bound SMS step can do with Django and DRF.
 
     Session authentication with CSRF, a signed-in user, the user's number read
@@ -159,8 +159,9 @@ def _floor_views() -> tuple[Any, Any]:
     no challenge rows, no lockout, no audit: what any hand-written version of
     the two calls costs before it does anything of its own.
     """
+    from django.contrib.auth import authenticate, login
     from rest_framework.authentication import SessionAuthentication
-    from rest_framework.permissions import IsAuthenticated
+    from rest_framework.permissions import AllowAny, IsAuthenticated
     from rest_framework.response import Response
     from rest_framework.views import APIView
 
@@ -170,6 +171,22 @@ def _floor_views() -> tuple[Any, Any]:
         authentication_classes = [SessionAuthentication]
         permission_classes = [IsAuthenticated]
         throttle_classes: list[Any] = []
+
+    class FloorLogin(FloorView):
+        """The password step: ``authenticate`` and ``login`` (``benchmarks.load``)."""
+
+        permission_classes = [AllowAny]
+
+        def post(self, request: Any) -> Any:
+            user = authenticate(
+                request._request,
+                username=request.data["username"],
+                password=request.data["password"],
+            )
+            if user is None:
+                return Response({"signed_in": False}, status=400)
+            login(request._request, user)
+            return Response({"signed_in": True})
 
     class FloorSend(FloorView):
         def post(self, request: Any) -> Any:
@@ -203,19 +220,20 @@ def _floor_views() -> tuple[Any, Any]:
             request.session["floor_verified"] = True
             return Response({"verified": True})
 
-    return FloorSend.as_view(), FloorVerify.as_view()
+    return FloorLogin.as_view(), FloorSend.as_view(), FloorVerify.as_view()
 
 
 def _urlpatterns() -> list[Any]:
     from django.urls import include, path
     from django.views.decorators.csrf import csrf_exempt
 
-    floor_send, floor_verify = _floor_views()
+    floor_login, floor_send, floor_verify = _floor_views()
     return [
         path("page/", page),
         path("page-django-otp/", page_django_otp),
         path("baseline/send/", csrf_exempt(baseline_send)),
         path("baseline/verify/", csrf_exempt(baseline_verify)),
+        path("floor/login/", floor_login),
         path("floor/send/", floor_send),
         path("floor/verify/", floor_verify),
         path("otp/", include("infobip_otp.urls")),

@@ -10,6 +10,13 @@ concurrent clients each doing, as fast as they can: ``POST /otp/api/login/``
 -> ``POST /otp/api/send/`` -> read the PIN from the simulator's
 ``/_simulator/pins/`` -> ``POST /otp/api/verify/``.
 
+Then the same clients run the same flow against the hand-written floor
+(``/floor/login/``, ``/floor/send/``, ``/floor/verify/`` of
+``benchmarks._common``: DRF views doing the least a correct session-bound SMS
+step can do, see ``benchmarks.endpoints``) on the same gunicorn, so the
+figures show how much of the gap to the limit is this app's and how much any
+Django + DRF version of the flow would leave on this machine.
+
 Every flow waits for two provider calls, so C clients can complete at most
 C / (2 x latency) flows per second: the ratio printed is achieved / that
 limit. The CPU every process spent per flow is printed too, with the rate
@@ -175,9 +182,12 @@ class ConnectionWatcher(threading.Thread):
 class Client(threading.Thread):
     """One user signing in again and again: login -> send -> PIN -> verify."""
 
-    def __init__(self, index: int, app_port: int, simulator_port: int, run: Any) -> None:
+    def __init__(
+        self, index: int, app_port: int, simulator_port: int, run: Any, flow: str = "ours"
+    ) -> None:
         super().__init__(daemon=True)
         self.index = index
+        self.flow = self.floor_flow if flow == "floor" else self.our_flow
         self.username = f"bench{index}"
         self.digits = phone_number(index).lstrip("+")
         self.app_port = app_port
@@ -222,7 +232,7 @@ class Client(threading.Thread):
         self.simulator.request("GET", f"/_simulator/pins/{self.digits}")
         return str(json.loads(self.simulator.getresponse().read())["pin"])
 
-    def flow(self) -> str | None:
+    def our_flow(self) -> str | None:
         # A client-made CSRF token, as the cookie an earlier page view would have set.
         cookies = {"csrftoken": secrets.token_hex(16)}
         login = {"username": self.username, "password": PASSWORD}
@@ -235,6 +245,20 @@ class Client(threading.Thread):
         status, body = self.call("POST", "/otp/api/verify/", {"pin": self.pin()}, cookies)
         if status != 200 or body.get("state") != "verified":
             return f"verify {status} {body.get('code')}"
+        return None
+
+    def floor_flow(self) -> str | None:
+        cookies = {"csrftoken": secrets.token_hex(16)}
+        login = {"username": self.username, "password": PASSWORD}
+        status, body = self.call("POST", "/floor/login/", login, cookies)
+        if status != 200:
+            return f"floor login {status}"
+        status, body = self.call("POST", "/floor/send/", {}, cookies)
+        if status != 202:
+            return f"floor send {status}"
+        status, body = self.call("POST", "/floor/verify/", {"pin": self.pin()}, cookies)
+        if status != 200 or body.get("verified") is not True:
+            return f"floor verify {status}"
         return None
 
     def run(self) -> None:
@@ -310,20 +334,36 @@ def main() -> None:
         drop_database(DATABASE)
 
 
-def measure(options: argparse.Namespace, simulator: Simulator, gunicorn: Gunicorn) -> None:
+class Phase:
+    """What one flow achieved in its measured window."""
+
+    def __init__(self, flow: str, options: argparse.Namespace) -> None:
+        self.flow = flow
+        self.options = options
+        self.flows = 0
+        self.achieved = 0.0
+        self.errors: list[str] = []
+        self.durations: list[float] = []
+        self.cpu: dict[str, float] = {}
+        self.calls = 0
+
+
+def run_phase(
+    flow: str, options: argparse.Namespace, simulator: Simulator, gunicorn: Gunicorn
+) -> tuple[Phase, ConnectionWatcher]:
+    """C clients doing ``flow`` for the warm-up and the measured window."""
     watcher = ConnectionWatcher(simulator.port)
-    # The set-up's own connection to the simulator is not the app's.
+    # Connections already open (the set-up's own, an earlier phase's) are not this phase's.
     watcher.excluded |= watcher.sample()
     run = Run(watcher)
-    clients = [Client(i, gunicorn.port, simulator.port, run) for i in range(options.clients)]
+    clients = [Client(i, gunicorn.port, simulator.port, run, flow) for i in range(options.clients)]
     watcher.start()
     for client in clients:
         client.start()
     time.sleep(options.warmup)
     window_start = time.perf_counter()
-    server_pids = gunicorn.pids()
     processes = {
-        "gunicorn": server_pids,
+        "gunicorn": gunicorn.pids(),
         "simulator": [simulator.process.pid],
         "clients": [os.getpid()],
         "postgres": pids_named("postgres"),
@@ -336,53 +376,71 @@ def measure(options: argparse.Namespace, simulator: Simulator, gunicorn: Gunicor
     run.stopping.set()
     for client in clients:
         client.join(timeout=60)
+        for connection in (client.app, client.simulator):
+            if connection is not None:
+                connection.close()
     watcher.stopping.set()
     watcher.join()
 
+    phase = Phase(flow, options)
     in_window = [
         result
         for client in clients
         for result in client.results
         if window_start < result[0] <= window_end
     ]
-    errors = [result[2] for client in clients for result in client.results if result[2]]
-    durations = [result[1] for result in in_window if not result[2]]
-    achieved = len(durations) / (window_end - window_start)
+    phase.errors = [result[2] for client in clients for result in client.results if result[2]]
+    phase.durations = [result[1] for result in in_window if not result[2]]
+    phase.flows = len(phase.durations)
+    phase.achieved = phase.flows / (window_end - window_start)
+    phase.cpu = {
+        name: (cpu_after[name] - cpu_before[name]) / max(phase.flows, 1) for name in processes
+    }
+    phase.calls = 2 * sum(len(c.results) for c in clients)
+    return phase, watcher
+
+
+def measure(options: argparse.Namespace, simulator: Simulator, gunicorn: Gunicorn) -> None:
+    ours, watcher = run_phase("ours", options, simulator, gunicorn)
+    floor, _ = run_phase("floor", options, simulator, gunicorn)
     limit = options.clients / (2 * options.latency_ms / 1000)
-    flows = len(durations)
 
     setup_django()  # only for the version numbers in the machine line
     print(machine() + f" PostgreSQL {postgres_version()}")
     print(
         f"gunicorn gthread {options.workers} workers x {options.threads} threads; "
         f"{options.clients} clients; simulator latency {options.latency_ms:g} ms; "
-        f"sessions in the {options.sessions}; "
+        f"sessions in the {options.sessions}; each flow "
         f"{options.seconds:g} s measured after {options.warmup:g} s warm-up"
     )
-    per_flow = {name: (cpu_after[name] - cpu_before[name]) / max(flows, 1) for name in processes}
-    cpu = ", ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in per_flow.items())
-    print(f"CPU per flow: {cpu} (postgres and redis: all their processes)")
-    ceiling = (os.cpu_count() or 1) / sum(per_flow.values())
-    print(
-        f"CPU ceiling: {ceiling:.1f} flows/s on {os.cpu_count()} cores "
-        f"({sum(per_flow.values()) * 1000:.1f} ms of CPU per flow, nothing else running)"
-    )
-    if errors:
-        print(f"first errors: {sorted(set(errors))[:5]}")
-    print(f"flows: {flows} in the window, {achieved:.1f}/s; physical limit {limit:.1f}/s")
-    if durations:
+    for phase in (ours, floor):
+        label = "infobip_otp" if phase.flow == "ours" else "floor"
+        cpu = ", ".join(f"{name} {seconds * 1000:.1f}" for name, seconds in phase.cpu.items())
+        total = sum(phase.cpu.values())
         print(
-            f"flow latency p50 {percentile(durations, 0.5) * 1000:.0f} ms, "
-            f"p99 {percentile(durations, 0.99) * 1000:.0f} ms (provider alone: "
-            f"{2 * options.latency_ms:.0f} ms)"
+            f"{label:11} {phase.flows} flows, {phase.achieved:.1f}/s "
+            f"(ratio to the limit {phase.achieved / limit:.3f}); CPU per flow "
+            f"{total * 1000:.1f} ms ({cpu}), ceiling {(os.cpu_count() or 1) / total:.1f} flows/s"
+            if total
+            else f"{label:11} no flows"
         )
+        if phase.durations:
+            print(
+                f"{'':11} p50 {percentile(phase.durations, 0.5) * 1000:.0f} ms, "
+                f"p99 {percentile(phase.durations, 0.99) * 1000:.0f} ms (provider alone: "
+                f"{2 * options.latency_ms:.0f} ms); errors {len(phase.errors)}"
+                + (f" {sorted(set(phase.errors))[:5]}" if phase.errors else "")
+            )
     print(
-        f"connections to the simulator: {watcher.app_connections()} distinct, at most "
-        f"{watcher.max_open} at once (pool bound {options.workers} x {options.threads}; "
-        f"provider calls made: {2 * sum(len(c.results) for c in clients)})"
+        f"connections to the simulator (infobip_otp): {watcher.app_connections()} distinct, "
+        f"at most {watcher.max_open} at once (pool bound {options.workers} x "
+        f"{options.threads}; provider calls made: {ours.calls})"
     )
-    print(f"errors: {len(errors)} (target 0)")
-    print(f"ratio achieved/limit = {achieved / limit:.3f} (target >= 0.85)")
+    print(f"physical limit {limit:.1f} flows/s ({options.clients} clients / 2 provider calls)")
+    if floor.achieved:
+        print(f"infobip_otp / floor = {ours.achieved / floor.achieved:.3f} (flows per second)")
+    print(f"errors: {len(ours.errors)} (target 0)")
+    print(f"ratio achieved/limit = {ours.achieved / limit:.3f} (target >= 0.85)")
 
 
 if __name__ == "__main__":
