@@ -7,7 +7,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Max
 from django.utils import timezone
 
 from .conf import app_settings
@@ -70,10 +69,12 @@ def purge_challenges(
     after its last send, so ``expires_at < now - older_than`` covers "ended or
     expired longer ago than the retention", and uses the ``expires_at`` index.
 
-    Rows go in batches of at most ``batch_size``, each one ``SELECT`` of the
-    batch's last primary key and one ``DELETE`` of the key range that never
-    loads the rows, so memory and lock time stay flat however large the table
-    is. ``on_batch(batch_no, deleted)`` is called after each ``DELETE``.
+    Rows go in batches: one ``SELECT`` of the next stale primary key (a
+    single-row index lookup) and one ``DELETE`` of the stale rows among the
+    next ``batch_size`` keys from it, which never loads the rows. A batch
+    deletes at most ``batch_size`` rows, so memory and lock time stay flat
+    however large the table is. ``on_batch(batch_no, deleted)`` is called
+    after each ``DELETE``.
 
     The total is the sum of the row counts the ``DELETE`` statements
     reported, so two copies running at once never count a row twice: the
@@ -95,23 +96,20 @@ def purge_challenges(
     batch_no = 0
     last_pk = None
     while True:
-        # Keyset pagination: each SELECT starts after the previous batch, so
-        # it never walks the dead index entries a long purge leaves behind.
+        # Keyset pagination: each lookup starts after the previous batch, so
+        # it never walks the dead index entries a long purge leaves behind,
+        # and it skips any run of keys that holds no stale row.
         pending = stale if last_pk is None else stale.filter(pk__gt=last_pk)
-        # Only the batch's last key comes back (MAX over the LIMIT subquery),
-        # not the whole batch: nothing grows with ``batch_size`` but the DELETE.
-        boundary = (
-            pending.order_by("pk").values("pk")[:batch_size].aggregate(last=Max("pk"))["last"]
-        )
-        if boundary is None:
+        first = pending.order_by("pk").values_list("pk", flat=True).first()
+        if first is None:
             return total
-        # Deleting the key range rather than ``pk__in`` keeps the statement at
-        # three parameters whatever the batch size (SQLite's variable limit),
-        # and restating ``expires_at`` never deletes a row resent meanwhile.
-        # Two copies walk the same keys in the same order, so the later one
-        # waits for the earlier one's rows and then finds them gone.
-        deleted, _ = pending.filter(pk__lte=boundary).delete()
-        last_pk = boundary
+        # A key range rather than ``pk__in``: the statement keeps three
+        # parameters whatever the batch size (SQLite's variable limit), and
+        # restating ``expires_at`` never deletes a row resent meanwhile. Two
+        # copies walk the same keys in the same order, so the later one waits
+        # for the earlier one's rows and then finds them gone.
+        last_pk = first + batch_size - 1
+        deleted, _ = pending.filter(pk__gte=first, pk__lte=last_pk).delete()
         total += deleted
         batch_no += 1
         if on_batch is not None:
