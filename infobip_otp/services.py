@@ -82,15 +82,14 @@ def get_bound_challenge(
     taken from the client. Without an id the query still runs (SECURITY T31).
     """
     try:
-        return (
-            OtpChallenge.objects.for_owner(
-                purpose=purpose, user_id=_user_id(user), session_hash=hash_session_key(session_key)
-            )
-            .select_related("user")
-            .get(public_id=public_id or _NO_CHALLENGE)
-        )
+        challenge = OtpChallenge.objects.for_owner(
+            purpose=purpose, user_id=_user_id(user), session_hash=hash_session_key(session_key)
+        ).get(public_id=public_id or _NO_CHALLENGE)
     except (OtpChallenge.DoesNotExist, ValidationError, ValueError, TypeError):
         return None
+    # The row belongs to ``user`` (the query says so): no join to load it again.
+    challenge.user = user
+    return challenge
 
 
 def start_challenge(
