@@ -335,6 +335,58 @@ def test_one_session_per_process_sized_for_threads(settings):
     assert InfobipClient().session is seen[0]
 
 
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture
+def environment(monkeypatch):
+    """No proxy or CA variables but those a test sets."""
+    for name in (*PROXY_VARIABLES, "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    reset_client_state()
+    return monkeypatch
+
+
+def sent_with(rsps, **expected):
+    rsps.post(SEND_URL, json=SENT, match=[matchers.request_kwargs_matcher(expected)])
+
+
+def test_proxy_and_ca_bundle_are_taken_from_the_environment(rsps, environment):
+    environment.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    environment.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/company-ca.pem")
+    sent_with(
+        rsps, proxies={"https": "http://proxy.test:3128"}, verify="/etc/ssl/certs/company-ca.pem"
+    )
+    assert send().pin_id == PIN_ID
+
+
+def test_no_proxy_hosts_are_reached_directly(rsps, environment):
+    environment.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    environment.setenv("NO_PROXY", ".infobip.test")
+    sent_with(rsps, proxies={}, verify=True)
+    assert send().pin_id == PIN_ID
+
+
+def test_the_environment_is_read_once_per_process(rsps, environment):
+    sent_with(rsps, proxies={})
+    send()
+    environment.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    sent_with(rsps, proxies={})
+    send()
+    reset_client_state()
+    sent_with(rsps, proxies={"https": "http://proxy.test:3128"})
+    send()
+
+
+def test_a_session_passed_in_is_used_as_configured(rsps, environment):
+    environment.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    own = requests.Session()
+    own.trust_env = False
+    sent_with(rsps, proxies={})
+    assert send(InfobipClient(session=own)).pin_id == PIN_ID
+
+
 # --- Errors -------------------------------------------------------------------------------
 
 
