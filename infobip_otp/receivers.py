@@ -21,7 +21,7 @@ def start_otp_step(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     """
     if request is None or getattr(request, "session", None) is None:
         return
-    kind = state.required_kind(user) or state.NOT_REQUIRED
+    kind = state.required_kind(user, request) or state.NOT_REQUIRED
     if kind == state.PENDING and trusted_devices.is_trusted(request, user):
         kind = state.VERIFIED
     state.begin(request, user, kind)

@@ -16,6 +16,8 @@ from django.utils.module_loading import import_string
 from .conf import REQUIRED_EVERYONE, REQUIRED_HAS_PHONE, app_settings
 
 SESSION_KEY = "_infobip_otp"
+# The attribute of a login's request that holds (user id, number) for login_phone().
+_LOGIN_PHONE = "_infobip_otp_login_phone"
 
 PENDING = "pending"  # password accepted, code not yet verified
 ENROLL = "enroll"  # password accepted, the user must add a phone first
@@ -91,10 +93,16 @@ def adopt(request: Any) -> str:
     return kind
 
 
-def required_kind(user: Any) -> str | None:
-    """What the policy asks of ``user`` at login: ``PENDING``, ``ENROLL`` or None."""
+def required_kind(user: Any, request: Any = None) -> str | None:
+    """What the policy asks of ``user`` at login: ``PENDING``, ``ENROLL`` or None.
+
+    With the login's ``request``, the number read here is kept on that request
+    (never in the session) for :func:`login_phone`.
+    """
     policy = app_settings.REQUIRED
     phone = get_user_phone(user)
+    if request is not None:
+        setattr(request, _LOGIN_PHONE, (user.pk, phone))
     if policy == REQUIRED_HAS_PHONE:
         needed = phone is not None
     elif policy == REQUIRED_EVERYONE:
@@ -104,6 +112,18 @@ def required_kind(user: Any) -> str | None:
     if not needed:
         return None
     return PENDING if phone else ENROLL
+
+
+def login_phone(request: Any, user: Any) -> str | None:
+    """``user``'s number as this request's login read it; read now if it did not.
+
+    Spares the answer to a login, which shows the number masked, and the
+    trusted-browser check a second query for what the policy check just read.
+    """
+    remembered = getattr(request, _LOGIN_PHONE, None)
+    if remembered is not None and remembered[0] == user.pk:
+        return remembered[1]
+    return get_user_phone(user)
 
 
 def get_user_phone(user: Any) -> str | None:

@@ -34,9 +34,11 @@ def is_trusted(request: Any, user: Any) -> bool:
         return False
     if not isinstance(data, dict) or str(data.get("u")) != str(user.pk):
         return False
-    from .state import get_user_phone
+    from .state import login_phone
 
-    return constant_time_compare(str(data.get("f", "")), _fingerprint(user, get_user_phone(user)))
+    return constant_time_compare(
+        str(data.get("f", "")), _fingerprint(user, login_phone(request, user))
+    )
 
 
 def remember(request: Any, response: Any, user: Any, phone: str | None) -> None:

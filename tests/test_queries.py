@@ -1,4 +1,4 @@
-"""The statements a send and a verify run on this app's tables (docs/performance.md).
+"""The statements a login, a send and a verify run on this app's tables (docs/performance.md).
 
 Django's own (the session, ``request.user``, savepoints) depend on the
 session engine and the test's transaction; these count only the statements
@@ -37,6 +37,18 @@ def pending(user):
     client = Client()
     assert post(client, "login", {"username": "alice", "password": PASSWORD}).status_code == 200
     return client
+
+
+def test_a_login_reads_the_number_once(user):
+    PhoneDevice.objects.create(user=user, phone_number="+447400123456")
+    client = Client()
+
+    with CaptureQueriesContext(connection) as captured:
+        answer = post(client, "login", {"username": "alice", "password": PASSWORD})
+
+    # The policy check reads it; the answer shows it masked without reading it again.
+    assert answer.json() == {"state": "pending", "phone": "+44*******456"}
+    assert [sql.split()[0] for sql in ours(captured)] == ["SELECT"]
 
 
 def test_a_first_send_runs_four_statements(pending):

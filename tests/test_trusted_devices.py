@@ -5,7 +5,9 @@ import time
 import pytest
 import time_machine
 from django.core import signing
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from infobip_otp import state, trusted_devices
 from infobip_otp.backends import locmem
@@ -95,6 +97,17 @@ def test_trusted_browser_skips_the_code(phone_user):
     assert log_in(client) == state.VERIFIED
     assert client.get("/").status_code == 200
     assert len(locmem.outbox) == sent
+
+
+def test_a_trusted_login_reads_the_number_once(phone_user):
+    client = trusted_client()
+
+    with CaptureQueriesContext(connection) as captured:
+        assert log_in(client) == state.VERIFIED
+
+    # The policy check and the cookie's fingerprint share one read.
+    reads = [q for q in captured.captured_queries if "infobip_otp_phonedevice" in q["sql"]]
+    assert len(reads) == 1
 
 
 def test_trust_lasts_up_to_its_age(phone_user):

@@ -177,7 +177,7 @@ class LoginView(OtpAPIView):
         login(request._request, user)
         request.user = user
         current = flow.login_state(request)
-        phone = state.get_user_phone(user) if current == state.PENDING else None
+        phone = state.login_phone(request._request, user) if current == state.PENDING else None
         return Response({"state": current, "phone": mask_phone_number(phone) if phone else None})
 
 
