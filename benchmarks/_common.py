@@ -303,6 +303,16 @@ class Simulator:
             "INFOBIP_OTP_MESSAGE_ID": self.message_id,
         }
 
+    def set_latency(self, ms: float) -> None:
+        """Make every provider answer wait ``ms`` from now on (on top of ``latency_ms``)."""
+        self.control.delete(f"{self.url}/_simulator/faults", timeout=10).raise_for_status()
+        if ms > 0:
+            self.control.post(
+                f"{self.url}/_simulator/faults",
+                json={"endpoint": "*", "kind": "latency", "ms": ms},
+                timeout=10,
+            ).raise_for_status()
+
     def last_pin(self, number: str) -> dict[str, Any]:
         """``{"pin", "pinId", ...}`` of the last PIN sent to ``number`` (E.164 or digits)."""
         digits = number.lstrip("+")

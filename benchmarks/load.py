@@ -1,11 +1,13 @@
 """Throughput of whole logins under load, against the provider's latency limit.
 
 Run: ``.venv/bin/python -m benchmarks.load [--clients 16] [--seconds 30] [--latency-ms 100]
-[--sessions db|cache]``
+[--sessions cache|db]``
 
 Starts the simulator (answering after ``--latency-ms``), gunicorn with
 threaded workers (``pip install gunicorn``) on PostgreSQL (database
-``infobip_otp_bench_load``, created and dropped) and Redis, then ``--clients``
+``infobip_otp_bench_load``, created and dropped) and Redis (rate limits, breaker
+and, by default, sessions: the production set-up of docs/operations.md;
+``--sessions db`` for Django's default), then ``--clients``
 concurrent clients each doing, as fast as they can: ``POST /otp/api/login/``
 -> ``POST /otp/api/send/`` -> read the PIN from the simulator's
 ``/_simulator/pins/`` -> ``POST /otp/api/verify/``.
@@ -22,10 +24,12 @@ C / (2 x latency) flows per second: the ratio printed is achieved / that
 limit. The CPU every process spent per flow is printed too, with the rate
 at which the machine's cores would run out. Meanwhile the connections the app
 opens to the simulator are counted: every socket to the simulator's port seen
-in ``/proc/net/tcp``, sampled every 100 ms, less the clients' own PIN
-look-ups. No connection escapes the count: each lives through a 100 ms
-provider call and then, at one end or the other, 60 s in ``TIME_WAIT``. With a
-pool they stay few, far below one per provider call.
+in ``/proc/net/tcp``, sampled every 0.5 s, less the clients' own PIN
+look-ups. No connection escapes the count: each one closed stays 60 s in
+``TIME_WAIT`` at one end or the other. (Reading ``/proc/net/tcp`` costs the
+kernel about 5 ms each time: sampled more often, the count would take CPU
+from the server it measures.) With a pool they stay few, far below one per
+provider call.
 """
 
 from __future__ import annotations
@@ -142,7 +146,7 @@ class Gunicorn:
 class ConnectionWatcher(threading.Thread):
     """Counts the distinct sockets connected to ``port``, from ``/proc/net/tcp``."""
 
-    def __init__(self, port: int, interval: float = 0.1) -> None:
+    def __init__(self, port: int, interval: float = 0.5) -> None:
         super().__init__(daemon=True)
         self.hex_port = f"{port:04X}"
         self.interval = interval
@@ -304,9 +308,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument(
         "--sessions",
-        choices=("db", "cache"),
-        default="db",
-        help="SESSION_ENGINE: the database (Django's default) or the cache (Redis)",
+        choices=("cache", "db"),
+        default="cache",
+        help="SESSION_ENGINE: the cache (Redis) or the database (Django's default)",
     )
     options = parser.parse_args()
 
