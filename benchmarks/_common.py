@@ -67,6 +67,22 @@ def wsgi_application() -> Any:
     return get_wsgi_application()
 
 
+def migrate_with_users(count: int, password: str) -> list[Any]:
+    """Migrate, then create users ``bench0``... each with a confirmed phone of their own."""
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+
+    from infobip_otp.models import PhoneDevice
+
+    call_command("migrate", verbosity=0)
+    users = []
+    for index in range(count):
+        user = User.objects.create_user(f"bench{index}", password=password)
+        PhoneDevice.objects.create(user=user, phone_number=phone_number(index))
+        users.append(user)
+    return users
+
+
 @contextmanager
 def count_queries(alias: str = "default") -> Iterator[list[str]]:
     """Collect the SQL of every statement run on ``alias`` inside the block."""

@@ -48,6 +48,7 @@ from benchmarks._common import (
     framework_queries,
     machine,
     median,
+    migrate_with_users,
     phone_number,
     postgres_version,
     recreate_database,
@@ -102,24 +103,17 @@ def run(simulator: Simulator, database_url: str, options: argparse.Namespace) ->
         BENCH_CACHE_PREFIX=f"infobip-otp-bench-endpoints-{os.getpid()}",
         **simulator.environment(),
     )
-    from django.contrib.auth.models import User
-    from django.core.management import call_command
     from django.test import Client
 
-    from infobip_otp.models import PhoneDevice
-
-    call_command("migrate", verbosity=0)
-    users = []
-    for index in range(options.rounds + 1):
-        user = User.objects.create_user(f"bench{index}", password="irrelevant")
-        PhoneDevice.objects.create(user=user, phone_number=phone_number(index))
-        users.append(user)
+    users = migrate_with_users(options.rounds + 1, password="irrelevant")
 
     # times[latency][(variant, call)]: seconds per call, in round order.
     times: dict[float, dict[tuple[str, str], list[float]]] = defaultdict(lambda: defaultdict(list))
     queries: dict[tuple[str, str], tuple[int, int]] = {}
     clients = {variant: Client() for variant in VARIANTS}
     paths = {"ours": "/otp/api", "floor": "/floor", "base": "/baseline"}
+    # ((variant, call), seconds) of the round being run.
+    samples: list[tuple[tuple[str, str], float]] = []
 
     def timed(variant: str, call: str, body: dict, expected: int) -> dict:
         with count_queries() as statements:
@@ -153,7 +147,7 @@ def run(simulator: Simulator, database_url: str, options: argparse.Namespace) ->
                 clients[variant].cookies.clear()
                 clients[variant].force_login(user)  # pending: the user has a confirmed phone
             gc.collect()
-            samples: list[tuple[tuple[str, str], float]] = []
+            samples.clear()
             shift = round_no % len(VARIANTS)  # each goes first, second and last in turn
             for variant in VARIANTS[shift:] + VARIANTS[:shift]:
                 flow(variant, number)

@@ -37,6 +37,7 @@ from benchmarks._common import (
     Simulator,
     drop_database,
     machine,
+    migrate_with_users,
     phone_number,
     recreate_database,
     setup_django,
@@ -44,6 +45,7 @@ from benchmarks._common import (
 
 DATABASE = "infobip_otp_bench_instructions"
 WARM_FLOWS = 5
+PASSWORD = "bench-password"
 PATHS = {"infobip_otp": "/otp/api", "floor": "/floor"}
 
 
@@ -105,21 +107,14 @@ def run_flows(variant: str, flows: int) -> None:
             BENCH_CACHE_PREFIX=f"infobip-otp-bench-instructions-{os.getpid()}",
             **simulator.environment(),
         )
-        from django.contrib.auth.models import User
-        from django.core.management import call_command
         from django.test import Client
 
-        from infobip_otp.models import PhoneDevice
-
-        call_command("migrate", verbosity=0)
-        for index in range(flows):
-            user = User.objects.create_user(f"bench{index}", password="bench-password")
-            PhoneDevice.objects.create(user=user, phone_number=phone_number(index))
+        migrate_with_users(flows, password=PASSWORD)
         path = PATHS[variant]
         for index in range(flows):
             client = Client()
             client.cookies["csrftoken"] = secrets.token_hex(16)
-            login = {"username": f"bench{index}", "password": "bench-password"}
+            login = {"username": f"bench{index}", "password": PASSWORD}
             for call, body, expected in (("login", login, 200), ("send", {}, 202)):
                 post(client, f"{path}/{call}/", body, expected)
             pin = simulator.last_pin(phone_number(index))["pin"]

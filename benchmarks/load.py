@@ -75,15 +75,9 @@ def free_port() -> int:
 def prepare_database(environment: dict[str, str], users: int) -> None:
     """Migrate and create the users, each with a confirmed phone, in a child process."""
     script = (
-        "from benchmarks._common import setup_django, phone_number\n"
+        "from benchmarks._common import setup_django, migrate_with_users\n"
         "setup_django()\n"
-        "from django.core.management import call_command\n"
-        "from django.contrib.auth.models import User\n"
-        "from infobip_otp.models import PhoneDevice\n"
-        "call_command('migrate', verbosity=0)\n"
-        f"for i in range({users}):\n"
-        f"    user = User.objects.create_user(f'bench{{i}}', password={PASSWORD!r})\n"
-        "    PhoneDevice.objects.create(user=user, phone_number=phone_number(i))\n"
+        f"migrate_with_users({users}, {PASSWORD!r})\n"
     )
     subprocess.run([PYTHON, "-c", script], cwd=ROOT, env=environment, check=True)
 
